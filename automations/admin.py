@@ -1,0 +1,98 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from automations.models import Automation, Workspace
+
+
+class WorkspaceForm(forms.ModelForm):
+    # Never rendered back: staff may set a new token, not read the old one.
+    access_token = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Leave empty to keep the current token. It is never displayed.",
+    )
+
+    class Meta:
+        model = Workspace
+        fields = ["name", "instagram_account_id", "access_token", "is_active"]
+
+    def clean_access_token(self) -> str:
+        token: str = self.cleaned_data.get("access_token", "").strip()
+        if not token:
+            if self.instance.pk and self.instance.access_token:
+                return self.instance.access_token
+            raise forms.ValidationError("A new workspace needs an access token.")
+        return token
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    form = WorkspaceForm
+    list_display = ["name", "instagram_account_id", "is_active", "updated_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "instagram_account_id"]
+
+
+class KeywordsField(forms.CharField):
+    """Comma-separated keywords in the form, a list of strings in the model."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value)
+        return [item.strip() for item in text.split(",") if item.strip()]
+
+
+class AutomationForm(forms.ModelForm):
+    keywords = KeywordsField(
+        required=False,
+        help_text="Comma-separated; matched as whole words, ignoring case. Empty matches every message.",
+    )
+
+    class Meta:
+        model = Automation
+        fields = [
+            "workspace",
+            "name",
+            "type",
+            "media_id",
+            "keywords",
+            "reply_text",
+            "public_reply_text",
+            "position",
+            "is_active",
+        ]
+
+
+@admin.register(Automation)
+class AutomationAdmin(admin.ModelAdmin):
+    form = AutomationForm
+    list_display = ["name", "workspace", "type", "trigger_keywords", "media_id", "position", "is_active", "updated_at"]
+    list_filter = ["type", "is_active", "workspace"]
+    list_select_related = ["workspace"]
+    search_fields = ["name", "media_id", "reply_text", "workspace__name"]
+    actions = ["activate", "deactivate"]
+
+    @admin.display(description="Keywords")
+    def trigger_keywords(self, obj: Automation) -> str:
+        return ", ".join(obj.keywords) if obj.keywords else "(any message)"
+
+    @admin.action(description="Activate selected automations")
+    def activate(self, request: HttpRequest, queryset: QuerySet[Automation]) -> None:
+        # Saved one by one so that save signals (cache invalidation) run for each.
+        for automation in queryset:
+            automation.is_active = True
+            automation.save(update_fields=["is_active", "updated_at"])
+
+    @admin.action(description="Deactivate selected automations")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Automation]) -> None:
+        for automation in queryset:
+            automation.is_active = False
+            automation.save(update_fields=["is_active", "updated_at"])

@@ -1,0 +1,28 @@
+"""REST API under /api/v1/: staff only, token or session authentication."""
+
+from django.db.models import QuerySet
+from rest_framework import routers, viewsets
+
+from automations.models import Automation, Workspace
+from automations.serializers import AutomationSerializer, WorkspaceSerializer
+
+
+class WorkspaceViewSet(viewsets.ModelViewSet):
+    queryset = Workspace.objects.order_by("id")
+    serializer_class = WorkspaceSerializer
+
+
+class AutomationViewSet(viewsets.ModelViewSet):
+    serializer_class = AutomationSerializer
+
+    def get_queryset(self) -> QuerySet[Automation]:
+        queryset = Automation.objects.order_by("id")
+        workspace = self.request.query_params.get("workspace")
+        if workspace and workspace.isdigit():
+            queryset = queryset.filter(workspace_id=int(workspace))
+        return queryset
+
+
+router = routers.DefaultRouter()
+router.register("workspaces", WorkspaceViewSet, basename="workspace")
+router.register("automations", AutomationViewSet, basename="automation")

@@ -1,0 +1,162 @@
+"""The one client for Meta's Graph API: a pooled `requests.Session`, explicit timeouts, typed errors.
+
+Tokens travel in the `Authorization` header only, never in URLs, so no log line or exception
+built from a request can carry one.
+"""
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+
+class GraphAPIError(Exception):
+    """Meta answered with an error body, or not at all. Later code classifies it by `code`."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        subcode: int | None = None,
+        error_type: str = "",
+        fbtrace_id: str = "",
+        is_transient: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.subcode = subcode
+        self.error_type = error_type
+        self.fbtrace_id = fbtrace_id
+        self.is_transient = is_transient
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.code is not None:
+            parts.append(f"code={self.code}")
+        if self.subcode is not None:
+            parts.append(f"subcode={self.subcode}")
+        if self.fbtrace_id:
+            parts.append(f"fbtrace_id={self.fbtrace_id}")
+        return " ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "status": self.status,
+            "code": self.code,
+            "subcode": self.subcode,
+            "type": self.error_type,
+            "fbtrace_id": self.fbtrace_id,
+        }
+
+
+class GraphAPIConnectionError(GraphAPIError):
+    """No answer: connection refused or reset, or a timeout."""
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def error_from_response(response: requests.Response) -> GraphAPIError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return GraphAPIError(f"Graph API answered HTTP {response.status_code}", status=response.status_code)
+    transient = error.get("is_transient")
+    return GraphAPIError(
+        str(error.get("message", "Graph API error"))[:500],
+        status=response.status_code,
+        code=_int_or_none(error.get("code")),
+        subcode=_int_or_none(error.get("error_subcode")),
+        error_type=str(error.get("type", ""))[:100],
+        fbtrace_id=str(error.get("fbtrace_id", ""))[:100],
+        is_transient=transient if isinstance(transient, bool) else None,
+    )
+
+
+@dataclass(frozen=True)
+class GraphClientConfig:
+    base_url: str
+    version: str
+    connect_timeout: float
+    read_timeout: float
+    pool_size: int
+
+
+class GraphClient:
+    def __init__(self, config: GraphClientConfig) -> None:
+        self.config = config
+        self.session = requests.Session()
+        # One keep-alive connection per job a worker keeps in flight.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=config.pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def _url(self, path: str) -> str:
+        return f"{self.config.base_url}/{self.config.version}/{path}"
+
+    def post(self, *, path: str, access_token: str, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self.session.post(
+                self._url(path),
+                json=payload,
+                headers={"Authorization": f"Bearer {access_token}"},
+                timeout=(self.config.connect_timeout, self.config.read_timeout),
+            )
+        except requests.Timeout as exc:
+            raise GraphAPIConnectionError(f"Graph API timed out: {type(exc).__name__}") from None
+        except requests.RequestException as exc:
+            raise GraphAPIConnectionError(f"Graph API unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        return body if isinstance(body, dict) else {}
+
+    def send_message(self, *, access_token: str, recipient: dict[str, str], text: str) -> dict[str, Any]:
+        """`POST /me/messages`: a DM to an IGSID, or a private reply to a comment."""
+        return self.post(
+            path="me/messages",
+            access_token=access_token,
+            payload={"recipient": recipient, "message": {"text": text}},
+        )
+
+    def reply_to_comment(self, *, access_token: str, comment_id: str, text: str) -> dict[str, Any]:
+        """`POST /{comment-id}/replies`: a public reply under the comment."""
+        return self.post(path=f"{comment_id}/replies", access_token=access_token, payload={"message": text})
+
+
+_lock = threading.Lock()
+_client: GraphClient | None = None
+
+
+def get_graph_client() -> GraphClient:
+    """The process-wide client; rebuilt if the settings it was built from change (tests do that)."""
+    global _client
+    config = GraphClientConfig(
+        base_url=settings.GRAPH_API_BASE_URL.rstrip("/"),
+        version=settings.GRAPH_API_VERSION,
+        connect_timeout=settings.GRAPH_API_CONNECT_TIMEOUT,
+        read_timeout=settings.GRAPH_API_READ_TIMEOUT,
+        pool_size=max(settings.CONCURRENCY, 10),
+    )
+    if _client is None or _client.config != config:
+        with _lock:
+            if _client is None or _client.config != config:
+                _client = GraphClient(config)
+    return _client

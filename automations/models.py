@@ -1,0 +1,83 @@
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+class Workspace(models.Model):
+    """A business's connected Instagram professional account and the token Instabot sends with."""
+
+    name = models.CharField(max_length=200)
+    # The id Meta puts in `entry[].id` of every webhook for this account.
+    instagram_account_id = models.CharField(max_length=64, unique=True)
+    # Never shown: the admin and the API accept it but never display it.
+    access_token = models.TextField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.instagram_account_id})"
+
+
+class AutomationType(models.TextChoices):
+    DM = "dm", "Direct message"
+    STORY = "story", "Story reply or mention"
+    COMMENT = "comment", "Comment"
+
+
+# Meta accepts at most 1000 bytes of UTF-8 text in one message.
+MAX_MESSAGE_BYTES = 1000
+
+
+def validate_keywords(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError("Keywords must be a list of strings.")
+    if any(not item.strip() for item in value):
+        raise ValidationError("Keywords may not be blank.")
+    if any(len(item) > 100 for item in value):
+        raise ValidationError("A keyword may be at most 100 characters long.")
+
+
+def validate_message_text(value: str) -> None:
+    if len(value.encode("utf-8")) > MAX_MESSAGE_BYTES:
+        raise ValidationError(f"Instagram accepts at most {MAX_MESSAGE_BYTES} bytes of text.")
+
+
+class Automation(models.Model):
+    """When an event of `type` whose text holds one of `keywords` arrives, answer it."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="automations")
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=16, choices=AutomationType.choices)
+    # Comment automations only: the post or reel they watch; empty means any post.
+    media_id = models.CharField(max_length=64, blank=True, default="")
+    # Matched case-insensitively as whole words; an empty list matches every message.
+    keywords = models.JSONField(default=list, blank=True, validators=[validate_keywords])
+    # The DM sent; for a comment automation, the private reply.
+    reply_text = models.TextField(validators=[validate_message_text])
+    # Comment automations only: the public reply under the comment, if any.
+    public_reply_text = models.TextField(blank=True, default="", validators=[validate_message_text])
+    # Lower runs first when several automations match the same event.
+    position = models.PositiveIntegerField(default=100)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["workspace_id", "type", "position", "id"]
+        indexes = [models.Index(fields=["workspace", "type", "is_active"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.type != AutomationType.COMMENT:
+            if self.media_id:
+                errors["media_id"] = "Only comment automations watch a post."
+            if self.public_reply_text:
+                errors["public_reply_text"] = "Only comment automations reply publicly."
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,58 @@
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from automations.models import Automation, Workspace
+
+
+class WorkspaceSerializer(serializers.ModelSerializer):
+    # Write-only: the API accepts a token and never returns one.
+    access_token = serializers.CharField(write_only=True, trim_whitespace=True, max_length=4096)
+
+    class Meta:
+        model = Workspace
+        fields = ["id", "name", "instagram_account_id", "access_token", "is_active", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+
+class AutomationSerializer(serializers.ModelSerializer):
+    keywords = serializers.ListField(
+        child=serializers.CharField(max_length=100, allow_blank=False, trim_whitespace=True),
+        required=False,
+        max_length=200,
+    )
+
+    class Meta:
+        model = Automation
+        fields = [
+            "id",
+            "workspace",
+            "name",
+            "type",
+            "media_id",
+            "keywords",
+            "reply_text",
+            "public_reply_text",
+            "position",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # The model's own rules (comment-only fields, text length) apply to API writes too.
+        instance = Automation(**{**self._current_values(), **attrs})
+        try:
+            instance.clean()
+            instance.clean_fields(exclude=["workspace"])
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
+        return attrs
+
+    def _current_values(self) -> dict[str, Any]:
+        if self.instance is None:
+            return {}
+        names = ["workspace", "name", "type", "media_id", "keywords", "reply_text", "public_reply_text"]
+        return {name: getattr(self.instance, name) for name in names}

@@ -1,0 +1,86 @@
+"""Writes and side effects: answering an event through the Graph API."""
+
+import logging
+from enum import StrEnum
+
+from automations.graph import GraphClient, get_graph_client
+from automations.models import Automation, Workspace
+from automations.selectors import automation_find_match, workspace_get_active_by_instagram_id
+from automations.stats import stat_incr
+from webhooks.events import EventKind, InstagramEvent
+
+logger = logging.getLogger(__name__)
+
+
+class EventOutcome(StrEnum):
+    REPLIED = "replied"
+    UNKNOWN_ACCOUNT = "skipped_unknown_account"
+    OWN_EVENT = "skipped_own_event"
+    NO_MATCH = "no_match"
+
+
+def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> EventOutcome:
+    """Answer one event with the first automation that matches it, or explain why not."""
+    workspace = workspace_get_active_by_instagram_id(instagram_account_id=event.account_id)
+    if workspace is None:
+        logger.info("skipped %s %s: no active workspace for account %s", event.kind, event.event_id, event.account_id)
+        return _count(EventOutcome.UNKNOWN_ACCOUNT)
+    # The parser drops echoes and own comments already; a job re-checks, as it may be replayed.
+    if event.sender_id == workspace.instagram_account_id:
+        return _count(EventOutcome.OWN_EVENT)
+    automation = automation_find_match(
+        workspace_id=workspace.pk, kind=event.kind, text=event.text, media_id=event.media_id
+    )
+    if automation is None:
+        logger.info("no automation matched %s %s of workspace %s", event.kind, event.event_id, workspace.pk)
+        return _count(EventOutcome.NO_MATCH)
+    automation_reply(workspace=workspace, automation=automation, event=event, graph=graph or get_graph_client())
+    logger.info(
+        "answered %s %s of workspace %s with automation %r", event.kind, event.event_id, workspace.pk, automation.name
+    )
+    return _count(EventOutcome.REPLIED)
+
+
+def automation_reply(
+    *, workspace: Workspace, automation: Automation, event: InstagramEvent, graph: GraphClient
+) -> None:
+    token = workspace.access_token
+    if event.kind in (EventKind.COMMENT, EventKind.LIVE_COMMENT):
+        # Meta allows no public replies on Live.
+        if automation.public_reply_text and event.kind == EventKind.COMMENT:
+            graph.reply_to_comment(access_token=token, comment_id=event.event_id, text=automation.public_reply_text)
+        graph.send_message(access_token=token, recipient={"comment_id": event.event_id}, text=automation.reply_text)
+    else:
+        graph.send_message(access_token=token, recipient={"id": event.sender_id}, text=automation.reply_text)
+
+
+def _count(outcome: EventOutcome) -> EventOutcome:
+    stat_incr(name=str(outcome))
+    return outcome
+
+
+def demo_data_create(*, username: str, password: str) -> Workspace:
+    """The Quick start's data: one workspace, one automation per type, one staff user."""
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    if not user_model.objects.filter(username=username).exists():
+        user_model.objects.create_superuser(username=username, email="", password=password)
+    workspace, _ = Workspace.objects.get_or_create(
+        instagram_account_id="17841400000000001",
+        defaults={"name": "Demo shop", "access_token": "demo-token"},
+    )
+    demo_automations: list[dict[str, object]] = [
+        {"name": "DM price", "type": "dm", "keywords": ["price"], "reply_text": "Our prices: https://example.com/p"},
+        {"name": "Story thanks", "type": "story", "keywords": [], "reply_text": "Thanks for the story love!"},
+        {
+            "name": "Comment price",
+            "type": "comment",
+            "keywords": ["price"],
+            "reply_text": "Here is the price list: https://example.com/p",
+            "public_reply_text": "Sent you a DM!",
+        },
+    ]
+    for fields in demo_automations:
+        Automation.objects.get_or_create(workspace=workspace, name=fields["name"], defaults=fields)
+    return workspace

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+
+from automations.api import router
+from webhooks.views import instagram_webhook
+
+urlpatterns = [
+    # Meta calls this URL with and without the trailing slash; neither may redirect.
+    re_path(r"^api/webhooks/instagram/?$", instagram_webhook, name="instagram-webhook"),
+    path("api/v1/", include(router.urls)),
+    path("admin/rq/", include("django_rq.urls")),
+    path("admin/", admin.site.urls),
+]

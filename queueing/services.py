@@ -1,0 +1,40 @@
+from collections import defaultdict
+from collections.abc import Sequence
+
+from django.conf import settings
+from rq import Queue
+from rq.job import Job
+
+from instabot.redis import get_redis
+from queueing.jobs import process_instagram_event
+from queueing.queues import QUEUE_FOR_KIND, get_queue
+from webhooks.events import InstagramEvent
+
+# Nobody reads a job's return value after it is logged; keep results briefly for the dashboard.
+RESULT_TTL_SECONDS = 60
+FAILURE_TTL_SECONDS = 7 * 24 * 3600
+
+
+def events_enqueue(*, events: Sequence[InstagramEvent]) -> list[Job]:
+    """Queue each event as its own job on its priority queue, all in one Redis round trip."""
+    by_queue: dict[str, list[InstagramEvent]] = defaultdict(list)
+    for event in events:
+        by_queue[QUEUE_FOR_KIND[event.kind]].append(event)
+    jobs: list[Job] = []
+    with get_redis().pipeline() as pipe:
+        for queue_name, queue_events in by_queue.items():
+            queue = get_queue(queue_name)
+            job_datas = [
+                Queue.prepare_data(
+                    process_instagram_event,
+                    kwargs={"event": event.to_payload()},
+                    timeout=settings.JOB_TIMEOUT,
+                    result_ttl=RESULT_TTL_SECONDS,
+                    failure_ttl=FAILURE_TTL_SECONDS,
+                    description=f"{event.kind} {event.event_id} for {event.account_id}",
+                )
+                for event in queue_events
+            ]
+            jobs.extend(queue.enqueue_many(job_datas, pipeline=pipe))
+        pipe.execute()
+    return jobs

@@ -1,0 +1,87 @@
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.test import Client
+from rq import SimpleWorker
+
+from automations.models import Automation, Workspace
+from devtools.fake_graph_api import FakeGraphAPI
+from instabot.redis import get_redis
+from queueing.queues import QUEUE_NAMES, get_queue
+from tests.support.webhooks import post_webhook
+
+ACCOUNT_ID = "17841400000000001"
+TOKEN = "workspace-token-abc"
+
+
+def _delete_test_keys(conn: redis.Redis) -> None:
+    """Remove only what tests create: RQ's keys and Instabot's test prefix, in the test database."""
+    for pattern in ("rq:*", f"{settings.INSTABOT_KEY_PREFIX}:*"):
+        batch = list(conn.scan_iter(match=pattern, count=1000))
+        for start in range(0, len(batch), 500):
+            conn.delete(*batch[start : start + 500])
+
+
+@pytest.fixture(autouse=True)
+def clean_redis() -> Iterator[redis.Redis]:
+    conn = get_redis()
+    _delete_test_keys(conn)
+    yield conn
+    _delete_test_keys(conn)
+
+
+@pytest.fixture(scope="session")
+def fake_graph_server() -> Iterator[FakeGraphAPI]:
+    server = FakeGraphAPI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def graph(fake_graph_server: FakeGraphAPI, settings: Any) -> FakeGraphAPI:
+    """The fake Graph API, emptied, with Instabot pointed at it."""
+    fake_graph_server.reset()
+    settings.GRAPH_API_BASE_URL = fake_graph_server.base_url
+    return fake_graph_server
+
+
+@pytest.fixture
+def workspace(db: None) -> Workspace:
+    return Workspace.objects.create(name="Shop", instagram_account_id=ACCOUNT_ID, access_token=TOKEN)
+
+
+@pytest.fixture
+def automations(workspace: Workspace) -> dict[str, Automation]:
+    return {
+        "dm": Automation.objects.create(
+            workspace=workspace, name="DM price", type="dm", keywords=["price"], reply_text="DM: prices here"
+        ),
+        "story": Automation.objects.create(
+            workspace=workspace, name="Story", type="story", keywords=[], reply_text="Story: thanks!"
+        ),
+        "comment": Automation.objects.create(
+            workspace=workspace,
+            name="Comment price",
+            type="comment",
+            keywords=["price"],
+            reply_text="Private: prices here",
+            public_reply_text="Public: check your DMs",
+        ),
+    }
+
+
+def run_worker_burst() -> None:
+    """A real RQ worker on the real queues, in this process, until the queues are empty."""
+    queues = [get_queue(name) for name in QUEUE_NAMES]
+    SimpleWorker(queues, connection=get_redis()).work(burst=True)
+
+
+@pytest.fixture
+def webhook_client() -> Client:
+    return Client()
+
+
+__all__ = ["post_webhook", "run_worker_burst", "ACCOUNT_ID", "TOKEN"]

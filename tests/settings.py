@@ -1,0 +1,27 @@
+"""Test settings: the production settings module, fed a test environment.
+
+Tests get their own Redis database (13 unless TEST_REDIS_URL says otherwise) and key prefix,
+and `DATABASE_URL` picks SQLite (default) or PostgreSQL, as in production.
+"""
+
+import os
+
+os.environ.update(
+    {
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "test-secret-key",
+        "INSTAGRAM_APP_SECRET": "test-app-secret",
+        "INSTAGRAM_VERIFY_TOKEN": "test-verify-token",
+        "META_APP_SECRET": "test-meta-app-secret",
+        "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13"),
+        "INSTABOT_KEY_PREFIX": "instabot-test",
+        "GRAPH_API_BASE_URL": "http://127.0.0.1:9",
+        "CONCURRENCY": "20",
+        "DJANGO_SECURE_COOKIES": "false",
+    }
+)
+os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")
+
+from instabot.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,48 @@
+"""The typed events Instabot acts on, as parsed from Meta's webhook payloads.
+
+An event travels through the queue as plain data (`to_payload`) and is rebuilt by the worker.
+"""
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class EventKind(StrEnum):
+    DM = "dm"
+    STORY_REPLY = "story_reply"
+    STORY_MENTION = "story_mention"
+    COMMENT = "comment"
+    LIVE_COMMENT = "live_comment"
+
+
+@dataclass(frozen=True, slots=True)
+class InstagramEvent:
+    kind: EventKind
+    # The connected professional account (`entry[].id`).
+    account_id: str
+    # Meta's own id for the event: `mid` for messages, the comment id for comments.
+    event_id: str
+    # Who wrote it: the IGSID of a DM sender, or `from.id` of a commenter.
+    sender_id: str
+    text: str = ""
+    # The post or reel commented on; the story replied to.
+    media_id: str = ""
+    timestamp: int = 0
+
+    def to_payload(self) -> dict[str, Any]:
+        payload = asdict(self)
+        payload["kind"] = str(self.kind)
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "InstagramEvent":
+        return cls(
+            kind=EventKind(payload["kind"]),
+            account_id=str(payload["account_id"]),
+            event_id=str(payload["event_id"]),
+            sender_id=str(payload["sender_id"]),
+            text=str(payload.get("text", "")),
+            media_id=str(payload.get("media_id", "")),
+            timestamp=int(payload.get("timestamp", 0)),
+        )
