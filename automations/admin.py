@@ -46,7 +46,7 @@ class KeywordsField(forms.CharField):
         return value
 
     def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
-        text = super().to_python(value)
+        text = super().to_python(value) or ""
         return [item.strip() for item in text.split(",") if item.strip()]
 
 

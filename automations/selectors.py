@@ -24,9 +24,7 @@ def automation_list_active(*, workspace_id: int, type: AutomationType) -> list[A
     )
 
 
-def automation_find_match(
-    *, workspace_id: int, kind: EventKind, text: str, media_id: str = ""
-) -> Automation | None:
+def automation_find_match(*, workspace_id: int, kind: EventKind, text: str, media_id: str = "") -> Automation | None:
     """The first active automation for this kind of event whose media and keywords fit."""
     automation_type = AUTOMATION_TYPE_FOR_KIND[kind]
     for automation in automation_list_active(workspace_id=workspace_id, type=automation_type):

@@ -25,5 +25,5 @@ def stat_incr(*, name: str, amount: int = 1) -> None:
 
 
 def stats_get() -> dict[str, int]:
-    raw = get_redis().hgetall(stats_key())
+    raw: dict[bytes, bytes] = get_redis().hgetall(stats_key())  # type: ignore[assignment]
     return {k.decode(): int(v) for k, v in raw.items()}

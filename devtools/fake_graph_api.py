@@ -62,7 +62,7 @@ class FakeGraphState:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Meta's servers
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
         return
@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif self.path.startswith("/_fake/expire"):
                 state.expired_tokens.add(str(payload))
             elif self.path.startswith("/_fake/latency"):
-                state.latency_s = float(payload) / 1000
+                state.latency_s = float(payload or 0) / 1000
             else:
                 self._send(404, {"error": "unknown control"})
                 return
@@ -167,7 +167,7 @@ class FakeGraphAPI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> "FakeGraphAPI":
+    def start(self) -> FakeGraphAPI:
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-graph-api", daemon=True)
         self._thread.start()
         return self

@@ -15,13 +15,23 @@ os.environ.update(
         "META_APP_SECRET": "test-meta-app-secret",
         "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13"),
         "INSTABOT_KEY_PREFIX": "instabot-test",
-        "GRAPH_API_BASE_URL": "http://127.0.0.1:9",
         "CONCURRENCY": "20",
         "DJANGO_SECURE_COOKIES": "false",
     }
 )
 os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")
+# Nothing listens on port 9: a test that forgets the fake Graph API fails instead of calling Meta.
+os.environ.setdefault("GRAPH_API_BASE_URL", "http://127.0.0.1:9")
 
 from instabot.settings import *  # noqa: E402,F403
+from instabot.settings import BASE_DIR, DATABASES  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so that worker processes started by tests see the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}
+
+# Threads of the live server must not keep connections open past a test (PostgreSQL cannot drop the
+# test database while they do).
+DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -49,7 +49,10 @@ def test_comment_gets_a_public_reply_and_a_private_reply(
     assert public.path == "/v21.0/17865799348089039/replies"
     assert public.body == {"message": "Public: check your DMs"}
     assert private.path == "/v21.0/me/messages"
-    assert private.body == {"recipient": {"comment_id": "17865799348089039"}, "message": {"text": "Private: prices here"}}
+    assert private.body == {
+        "recipient": {"comment_id": "17865799348089039"},
+        "message": {"text": "Private: prices here"},
+    }
     assert {public.token, private.token} == {TOKEN}
 
 
@@ -96,8 +99,9 @@ def test_first_matching_automation_by_position_answers(
 ) -> None:
     Automation.objects.create(workspace=workspace, name="later", type="dm", keywords=[], reply_text="B", position=5)
     Automation.objects.create(workspace=workspace, name="first", type="dm", keywords=[], reply_text="A", position=1)
-    Automation.objects.create(workspace=workspace, name="off", type="dm", keywords=[], reply_text="C", position=0,
-                              is_active=False)
+    Automation.objects.create(
+        workspace=workspace, name="off", type="dm", keywords=[], reply_text="C", position=0, is_active=False
+    )
     send(client, "messages__text")
     assert [c.body["message"]["text"] for c in graph.calls()] == ["A"]
 
@@ -167,9 +171,7 @@ def test_inline_processing_when_the_queue_system_is_off(
     assert sum(get_queue(name).count for name in QUEUE_NAMES) == 0
 
 
-def test_unicode_keywords_match_whole_words(
-    client: Client, graph: FakeGraphAPI, workspace: Workspace
-) -> None:
+def test_unicode_keywords_match_whole_words(client: Client, graph: FakeGraphAPI, workspace: Workspace) -> None:
     Automation.objects.create(workspace=workspace, name="ü", type="dm", keywords=["äöå"], reply_text="ok")
     send(client, fixture_bytes("messages__unicode"))
     assert len(graph.calls()) == 1

@@ -94,7 +94,9 @@ def test_unicode_text_is_decoded_from_escapes_and_raw_utf8_alike() -> None:
 def test_numeric_ids_are_accepted_as_strings() -> None:
     body = {
         "object": "instagram",
-        "entry": [{"id": 17841400000000001, "messaging": [{"sender": {"id": 42}, "message": {"mid": "m1", "text": "hi"}}]}],
+        "entry": [
+            {"id": 17841400000000001, "messaging": [{"sender": {"id": 42}, "message": {"mid": "m1", "text": "hi"}}]}
+        ],
     }
     [event] = parse_webhook_body(json.dumps(body).encode()).events
     assert (event.account_id, event.sender_id) == ("17841400000000001", "42")
@@ -102,9 +104,19 @@ def test_numeric_ids_are_accepted_as_strings() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"[1,2]", b'"instagram"', b'{"object":"instagram"}', b'{"entry":[]}', b'{"object":1,"entry":[]}',
-     b'{"object":"instagram","entry":{}}', b"[" * 100_000 + b"]" * 100_000, b'{"object":"instagram","entry":[',
-     "\xff\xfe".encode("latin-1")],
+    [
+        b"",
+        b"not json",
+        b"[1,2]",
+        b'"instagram"',
+        b'{"object":"instagram"}',
+        b'{"entry":[]}',
+        b'{"object":1,"entry":[]}',
+        b'{"object":"instagram","entry":{}}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"object":"instagram","entry":[',
+        "\xff\xfe".encode("latin-1"),
+    ],
 )
 def test_bodies_that_are_not_the_envelope_are_errors(body: bytes) -> None:
     with pytest.raises(WebhookPayloadError):
@@ -114,10 +126,19 @@ def test_bodies_that_are_not_the_envelope_are_errors(body: bytes) -> None:
 @pytest.mark.parametrize(
     "entry",
     [
-        None, 5, "x", {}, {"id": None}, {"id": True}, {"id": "1", "messaging": "x"}, {"id": "1", "messaging": [5]},
-        {"id": "1", "messaging": [{"message": "text"}]}, {"id": "1", "messaging": [{"message": {"mid": 5.5}}]},
+        None,
+        5,
+        "x",
+        {},
+        {"id": None},
+        {"id": True},
+        {"id": "1", "messaging": "x"},
+        {"id": "1", "messaging": [5]},
+        {"id": "1", "messaging": [{"message": "text"}]},
+        {"id": "1", "messaging": [{"message": {"mid": 5.5}}]},
         {"id": "1", "messaging": [{"sender": {"id": "2"}, "message": {"mid": "m", "text": ["x"]}}]},
-        {"id": "1", "changes": [{"field": 5}]}, {"id": "1", "changes": [{"field": "comments", "value": []}]},
+        {"id": "1", "changes": [{"field": 5}]},
+        {"id": "1", "changes": [{"field": "comments", "value": []}]},
         {"id": "1", "changes": [{"field": "comments", "value": {"id": "c", "from": "x"}}]},
     ],
 )

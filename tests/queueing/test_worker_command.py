@@ -1,0 +1,33 @@
+"""`python manage.py rqworker high default low --burst`, as operators run it, in its own process."""
+
+import pytest
+from django.test import Client
+
+from automations.models import Automation
+from devtools.fake_graph_api import FakeGraphAPI
+from queueing.queues import QUEUE_NAMES, get_queue
+from tests.conftest import ACCOUNT_ID
+from tests.support.processes import run_manage
+from tests.support.webhooks import post_webhook
+from webhooks.events import EventKind
+from webhooks.samples import encode_payload, sample_event_payload
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def test_rqworker_command_answers_in_strict_priority_order(
+    graph: FakeGraphAPI, automations: dict[str, Automation]
+) -> None:
+    Automation.objects.update(keywords=[], public_reply_text="")
+    client = Client()
+    for i, kind in enumerate([EventKind.COMMENT, EventKind.STORY_MENTION, EventKind.DM] * 3):
+        payload = sample_event_payload(kind=kind, account_id=ACCOUNT_ID, text="hi", sender_id=f"s{i}")
+        assert post_webhook(client, encode_payload(payload)).status_code == 200
+
+    result = run_manage("rqworker", "high", "default", "low", "--burst")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    texts = [call.body["message"]["text"] for call in graph.calls()]
+    assert texts == ["DM: prices here"] * 3 + ["Story: thanks!"] * 3 + ["Private: prices here"] * 3
+    assert sum(get_queue(name).count for name in QUEUE_NAMES) == 0
+    assert "workspace-token-abc" not in result.stdout + result.stderr
