@@ -4,8 +4,9 @@ Tokens travel in the `Authorization` header only, never in URLs, so no log line 
 built from a request can carry one.
 """
 
+import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -26,6 +27,7 @@ class GraphAPIError(Exception):
         error_type: str = "",
         fbtrace_id: str = "",
         is_transient: bool | None = None,
+        regain_access_seconds: float = 0.0,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -35,6 +37,8 @@ class GraphAPIError(Exception):
         self.error_type = error_type
         self.fbtrace_id = fbtrace_id
         self.is_transient = is_transient
+        # From Meta's usage headers: how long this account is throttled, if Meta said.
+        self.regain_access_seconds = regain_access_seconds
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -60,7 +64,30 @@ class GraphAPIError(Exception):
 
 
 class GraphAPIConnectionError(GraphAPIError):
-    """No answer: connection refused or reset, or a timeout."""
+    """No answer: the request never reached Meta (connection refused, reset, connect timeout)."""
+
+
+class GraphAPITimeoutError(GraphAPIError):
+    """The request was sent but no answer came in time: Meta may or may not have acted on it."""
+
+
+def regain_access_seconds(headers: Any) -> float:
+    """The longest `estimated_time_to_regain_access` (minutes) in Meta's usage header, in seconds."""
+    raw = headers.get("X-Business-Use-Case-Usage") if headers is not None else None
+    if not raw:
+        return 0.0
+    try:
+        usage = json.loads(raw)
+    except ValueError:
+        return 0.0
+    minutes = 0.0
+    if isinstance(usage, dict):
+        for entries in usage.values():
+            for entry in entries if isinstance(entries, list) else []:
+                value = entry.get("estimated_time_to_regain_access") if isinstance(entry, dict) else None
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    minutes = max(minutes, float(value))
+    return minutes * 60
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -74,7 +101,11 @@ def error_from_response(response: requests.Response) -> GraphAPIError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return GraphAPIError(f"Graph API answered HTTP {response.status_code}", status=response.status_code)
+        return GraphAPIError(
+            f"Graph API answered HTTP {response.status_code}",
+            status=response.status_code,
+            regain_access_seconds=regain_access_seconds(response.headers),
+        )
     transient = error.get("is_transient")
     return GraphAPIError(
         str(error.get("message", "Graph API error"))[:500],
@@ -84,7 +115,19 @@ def error_from_response(response: requests.Response) -> GraphAPIError:
         error_type=str(error.get("type", ""))[:100],
         fbtrace_id=str(error.get("fbtrace_id", ""))[:100],
         is_transient=transient if isinstance(transient, bool) else None,
+        regain_access_seconds=regain_access_seconds(response.headers),
     )
+
+
+@dataclass(frozen=True)
+class GraphResponse:
+    body: dict[str, Any] = field(default_factory=dict)
+    # Meta may announce throttling on a successful answer too.
+    regain_access_seconds: float = 0.0
+
+    @property
+    def message_id(self) -> str:
+        return str(self.body.get("message_id") or self.body.get("id") or "")
 
 
 @dataclass(frozen=True)
@@ -108,7 +151,7 @@ class GraphClient:
     def _url(self, path: str) -> str:
         return f"{self.config.base_url}/{self.config.version}/{path}"
 
-    def post(self, *, path: str, access_token: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def post(self, *, path: str, access_token: str, payload: dict[str, Any]) -> GraphResponse:
         try:
             response = self.session.post(
                 self._url(path),
@@ -116,8 +159,10 @@ class GraphClient:
                 headers={"Authorization": f"Bearer {access_token}"},
                 timeout=(self.config.connect_timeout, self.config.read_timeout),
             )
+        except requests.ConnectTimeout as exc:
+            raise GraphAPIConnectionError(f"Graph API unreachable: {type(exc).__name__}") from None
         except requests.Timeout as exc:
-            raise GraphAPIConnectionError(f"Graph API timed out: {type(exc).__name__}") from None
+            raise GraphAPITimeoutError(f"Graph API did not answer in time: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             raise GraphAPIConnectionError(f"Graph API unreachable: {type(exc).__name__}") from None
         if response.status_code >= 400:
@@ -126,9 +171,12 @@ class GraphClient:
             body = response.json()
         except ValueError:
             body = {}
-        return body if isinstance(body, dict) else {}
+        return GraphResponse(
+            body=body if isinstance(body, dict) else {},
+            regain_access_seconds=regain_access_seconds(response.headers),
+        )
 
-    def send_message(self, *, access_token: str, recipient: dict[str, str], text: str) -> dict[str, Any]:
+    def send_message(self, *, access_token: str, recipient: dict[str, str], text: str) -> GraphResponse:
         """`POST /me/messages`: a DM to an IGSID, or a private reply to a comment."""
         return self.post(
             path="me/messages",
@@ -136,7 +184,7 @@ class GraphClient:
             payload={"recipient": recipient, "message": {"text": text}},
         )
 
-    def reply_to_comment(self, *, access_token: str, comment_id: str, text: str) -> dict[str, Any]:
+    def reply_to_comment(self, *, access_token: str, comment_id: str, text: str) -> GraphResponse:
         """`POST /{comment-id}/replies`: a public reply under the comment."""
         return self.post(path=f"{comment_id}/replies", access_token=access_token, payload={"message": text})
 

@@ -3,6 +3,7 @@
 import logging
 from enum import StrEnum
 
+from automations.delivery import SendOutcome, send_once
 from automations.graph import GraphClient, get_graph_client
 from automations.models import Automation, Workspace
 from automations.selectors import automation_find_match, workspace_get_active_by_instagram_id
@@ -17,6 +18,8 @@ class EventOutcome(StrEnum):
     UNKNOWN_ACCOUNT = "skipped_unknown_account"
     OWN_EVENT = "skipped_own_event"
     NO_MATCH = "no_match"
+    # Every send this event asks for had been made before (a redelivery or a second run).
+    DUPLICATE = "duplicate"
 
 
 def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> EventOutcome:
@@ -34,24 +37,65 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
     if automation is None:
         logger.info("no automation matched %s %s of workspace %s", event.kind, event.event_id, workspace.pk)
         return _count(EventOutcome.NO_MATCH)
-    automation_reply(workspace=workspace, automation=automation, event=event, graph=graph or get_graph_client())
+    sent = automation_reply(workspace=workspace, automation=automation, event=event, graph=graph or get_graph_client())
+    if not sent:
+        logger.info("%s %s of workspace %s was answered before: not again", event.kind, event.event_id, workspace.pk)
+        return _count(EventOutcome.DUPLICATE)
     logger.info(
         "answered %s %s of workspace %s with automation %r", event.kind, event.event_id, workspace.pk, automation.name
     )
     return _count(EventOutcome.REPLIED)
 
 
+# The sends one event can cause, each remembered on its own in the delivery ledger.
+ACTION_DM = "dm"
+ACTION_PUBLIC_REPLY = "public_reply"
+ACTION_PRIVATE_REPLY = "private_reply"
+EVENT_ACTIONS = [ACTION_DM, ACTION_PUBLIC_REPLY, ACTION_PRIVATE_REPLY]
+
+
 def automation_reply(
     *, workspace: Workspace, automation: Automation, event: InstagramEvent, graph: GraphClient
-) -> None:
+) -> bool:
+    """Send what the automation says, each send at most once per event, whoever runs it again.
+
+    Returns whether anything was sent now (False: all of it had been sent before).
+    """
     token = workspace.access_token
+    account_id = workspace.instagram_account_id
+    outcomes = []
     if event.kind in (EventKind.COMMENT, EventKind.LIVE_COMMENT):
         # Meta allows no public replies on Live.
         if automation.public_reply_text and event.kind == EventKind.COMMENT:
-            graph.reply_to_comment(access_token=token, comment_id=event.event_id, text=automation.public_reply_text)
-        graph.send_message(access_token=token, recipient={"comment_id": event.event_id}, text=automation.reply_text)
+            outcome = send_once(
+                account_id=account_id,
+                event_id=event.event_id,
+                action=ACTION_PUBLIC_REPLY,
+                send=lambda: graph.reply_to_comment(
+                    access_token=token, comment_id=event.event_id, text=automation.public_reply_text
+                ),
+            )
+            outcomes.append(outcome)
+        outcome = send_once(
+            account_id=account_id,
+            event_id=event.event_id,
+            action=ACTION_PRIVATE_REPLY,
+            private_reply=True,
+            send=lambda: graph.send_message(
+                access_token=token, recipient={"comment_id": event.event_id}, text=automation.reply_text
+            ),
+        )
     else:
-        graph.send_message(access_token=token, recipient={"id": event.sender_id}, text=automation.reply_text)
+        outcome = send_once(
+            account_id=account_id,
+            event_id=event.event_id,
+            action=ACTION_DM,
+            send=lambda: graph.send_message(
+                access_token=token, recipient={"id": event.sender_id}, text=automation.reply_text
+            ),
+        )
+    outcomes.append(outcome)
+    return SendOutcome.SENT in outcomes
 
 
 def _count(outcome: EventOutcome) -> EventOutcome:

@@ -41,6 +41,9 @@ class RecordedCall:
 class ScriptedAnswer:
     status: int
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    # Meta acted on the request although it answered with an error (code 1, subcode 1357046).
+    counts_as_sent: bool = False
 
 
 def graph_error(code: int, message: str, *, subcode: int | None = None, status: int = 400) -> ScriptedAnswer:
@@ -67,9 +70,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
         return
 
-    def _send(self, status: int, body: Any) -> None:
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -114,11 +119,11 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 answer = None
             # Only calls Meta would have acted on count as sent.
-            if answer is None or answer.status < 400:
+            if answer is None or answer.status < 400 or answer.counts_as_sent:
                 state.calls.append(RecordedCall(path=self.path, token=token, body=body, at=time.time()))
             next_id = next(state.ids)
         if answer is not None:
-            self._send(answer.status, answer.body)
+            self._send(answer.status, answer.body, answer.headers)
         elif match.group(2) == "replies":
             self._send(200, {"id": f"1799{next_id:011d}"})
         else:
@@ -134,7 +139,15 @@ class _Handler(BaseHTTPRequestHandler):
                 state.script.clear()
                 state.expired_tokens.clear()
             elif self.path.startswith("/_fake/script"):
-                state.script.extend(ScriptedAnswer(status=a["status"], body=a["body"]) for a in payload or [])
+                state.script.extend(
+                    ScriptedAnswer(
+                        status=a["status"],
+                        body=a["body"],
+                        headers=a.get("headers", {}),
+                        counts_as_sent=a.get("counts_as_sent", False),
+                    )
+                    for a in payload or []
+                )
             elif self.path.startswith("/_fake/expire"):
                 state.expired_tokens.add(str(payload))
             elif self.path.startswith("/_fake/latency"):

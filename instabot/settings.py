@@ -153,10 +153,31 @@ INSTABOT_KEY_PREFIX = env_str("INSTABOT_KEY_PREFIX", "instabot")
 # Jobs a worker keeps in flight at once (the seed's CONCURRENCY).
 CONCURRENCY = env_int("CONCURRENCY", 200)
 JOB_TIMEOUT = env_int("JOB_TIMEOUT", 60)
+# After a Redis failure the web process stops trying Redis for this long and writes webhooks to the
+# database fallback store straight away, so an outage does not cost every request a timeout.
+REDIS_CIRCUIT_OPEN_SECONDS = env_float("REDIS_CIRCUIT_OPEN_SECONDS", 5.0)
+# How often a running worker moves fallback events back into the queues.
+FALLBACK_RELAY_INTERVAL_SECONDS = env_float("FALLBACK_RELAY_INTERVAL_SECONDS", 5.0)
+
+# --- Delivery: retries, dead letters, exactly-once, send limits -----------------------------------
+# Attempts per event for transient Graph errors (timeouts, 5xx, codes 1 and 2), then the dead letters.
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 6)
+# Exponential backoff between attempts: base * 2**n seconds, capped, with up to 50 % random jitter.
+DELIVERY_BACKOFF_BASE_SECONDS = env_float("DELIVERY_BACKOFF_BASE_SECONDS", 2.0)
+DELIVERY_BACKOFF_MAX_SECONDS = env_float("DELIVERY_BACKOFF_MAX_SECONDS", 600.0)
+# How long "this event was answered" is remembered: longer than Meta's 36 hours of redeliveries.
+DELIVERY_LEDGER_TTL_SECONDS = env_int("DELIVERY_LEDGER_TTL_SECONDS", 7 * 24 * 3600)
+# A send claimed longer ago than this by a worker that never finished it is "uncertain", not retried.
+DELIVERY_LEASE_SECONDS = env_float("DELIVERY_LEASE_SECONDS", 30.0)
+# Per Instagram account, across all workers (Meta's documented limits).
+SEND_LIMIT_PER_SECOND = env_int("SEND_LIMIT_PER_SECOND", 100)
+PRIVATE_REPLY_LIMIT_PER_HOUR = env_int("PRIVATE_REPLY_LIMIT_PER_HOUR", 750)
+# Pause for an account that Meta throttles without saying for how long.
+THROTTLE_DEFAULT_PAUSE_SECONDS = env_float("THROTTLE_DEFAULT_PAUSE_SECONDS", 60.0)
 
 _redis_queue = {"URL": REDIS_URL, "DEFAULT_TIMEOUT": JOB_TIMEOUT}
 RQ_QUEUES = {"high": _redis_queue, "default": _redis_queue, "low": _redis_queue}
-RQ = {"WORKER_CLASS": env_str("RQ_WORKER_CLASS", "rq.worker.Worker")}
+RQ = {"WORKER_CLASS": env_str("RQ_WORKER_CLASS", "queueing.workers.InstabotWorker")}
 
 CACHES = {
     "default": {

@@ -1,18 +1,45 @@
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
-from rq import Queue
+from rq import Queue, Retry
 from rq.job import Job
 
+from automations.delivery import backoff_intervals
 from instabot.redis import get_redis
 from queueing.jobs import process_instagram_event
 from queueing.queues import QUEUE_FOR_KIND, get_queue
-from webhooks.events import InstagramEvent
+from webhooks.events import EventKind, InstagramEvent
+
+logger = logging.getLogger(__name__)
 
 # Nobody reads a job's return value after it is logged; keep results briefly for the dashboard.
 RESULT_TTL_SECONDS = 60
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
+
+
+def queue_for_payload(event: dict[str, Any]) -> str:
+    return QUEUE_FOR_KIND[EventKind(event["kind"])]
+
+
+def event_job_data(event: dict[str, Any], *, job_id: str | None = None) -> Any:
+    """Everything RQ needs to queue one event's job, retries for transient Graph errors included."""
+    attempts = settings.DELIVERY_MAX_ATTEMPTS
+    intervals = backoff_intervals(
+        attempts=attempts, base=settings.DELIVERY_BACKOFF_BASE_SECONDS, cap=settings.DELIVERY_BACKOFF_MAX_SECONDS
+    )
+    return Queue.prepare_data(
+        process_instagram_event,
+        kwargs={"event": event},
+        timeout=settings.JOB_TIMEOUT,
+        result_ttl=RESULT_TTL_SECONDS,
+        failure_ttl=FAILURE_TTL_SECONDS,
+        description=f"{event['kind']} {event['event_id']} for {event['account_id']}",
+        retry=Retry(max=attempts - 1, interval=intervals) if attempts > 1 else None,
+        job_id=job_id,
+    )
 
 
 def events_enqueue(*, events: Sequence[InstagramEvent]) -> list[Job]:
@@ -23,18 +50,7 @@ def events_enqueue(*, events: Sequence[InstagramEvent]) -> list[Job]:
     jobs: list[Job] = []
     with get_redis().pipeline() as pipe:
         for queue_name, queue_events in by_queue.items():
-            queue = get_queue(queue_name)
-            job_datas = [
-                Queue.prepare_data(
-                    process_instagram_event,
-                    kwargs={"event": event.to_payload()},
-                    timeout=settings.JOB_TIMEOUT,
-                    result_ttl=RESULT_TTL_SECONDS,
-                    failure_ttl=FAILURE_TTL_SECONDS,
-                    description=f"{event.kind} {event.event_id} for {event.account_id}",
-                )
-                for event in queue_events
-            ]
-            jobs.extend(queue.enqueue_many(job_datas, pipeline=pipe))
+            job_datas = [event_job_data(event.to_payload()) for event in queue_events]
+            jobs.extend(get_queue(queue_name).enqueue_many(job_datas, pipeline=pipe))
         pipe.execute()
     return jobs

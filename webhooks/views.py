@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from webhooks.parsing import WebhookPayloadError, parse_webhook_body
-from webhooks.services import webhook_events_dispatch
+from webhooks.services import IntakeUnavailable, webhook_events_dispatch
 from webhooks.signatures import signature_is_valid
 
 logger = logging.getLogger(__name__)
@@ -63,5 +63,10 @@ def _receive_events(request: HttpRequest) -> HttpResponse:
         return _text(400, str(exc))
     if parsed.skipped:
         logger.info("webhook: skipped %d item(s): %s", len(parsed.skipped), ", ".join(sorted(set(parsed.skipped))))
-    webhook_events_dispatch(events=parsed.events)
+    try:
+        webhook_events_dispatch(events=parsed.events)
+    except IntakeUnavailable as exc:
+        # Not kept anywhere: a non-2xx answer makes Meta deliver it again later.
+        logger.error("webhook not accepted: %s", exc)
+        return _text(503, "Temporarily unavailable; please retry.")
     return _text(200, "EVENT_RECEIVED")

@@ -13,6 +13,8 @@ from automations.models import Automation, Workspace
 from devtools.fake_graph_api import FakeGraphAPI
 from tests.conftest import TOKEN, run_worker_burst
 from tests.support.webhooks import post_webhook
+from webhooks.events import EventKind
+from webhooks.samples import encode_payload, sample_event_payload
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
@@ -72,7 +74,9 @@ def test_admin_edit_of_an_automation_is_used_by_the_next_webhook(page: Any, grap
 
     automation.refresh_from_db()
     assert automation.keywords == ["price", "cost"]
-    assert post_webhook(client, "messages__text").status_code == 200
+    # A new message (the same one again would be a redelivery, answered only once).
+    fresh = sample_event_payload(kind=EventKind.DM, account_id="17841400000000001", text="what does it cost")
+    assert post_webhook(client, encode_payload(fresh)).status_code == 200
     run_worker_burst()
     assert [c.body["message"]["text"] for c in graph.calls()] == ["Old text", "New text from the admin"]
 

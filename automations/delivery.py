@@ -1,0 +1,269 @@
+"""Sending exactly once: the delivery ledger, Graph error classes, and per-account send limits.
+
+Every send is keyed on (account, event id, action). Its ledger entry goes `pending` (claimed by one
+attempt) -> `done` (Meta confirmed it) or is deleted (Meta refused it: safe to try again). An entry
+left `pending` past its lease belongs to an attempt that died mid-send: Meta may have acted on it,
+so it is never re-sent blindly; the event is parked as a dead letter for a person to decide.
+"""
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.core.cache import cache
+
+from automations.graph import GraphAPIConnectionError, GraphAPIError, GraphAPITimeoutError, GraphResponse
+from instabot.redis import get_redis, key
+
+logger = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """A send did not happen (or may not have). `error` is Meta's error as plain data, if any."""
+
+    def __init__(self, message: str, *, error: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class TransientDeliveryError(DeliveryError):
+    """Try again later: the send did not happen and may succeed next time."""
+
+
+class TerminalDeliveryError(DeliveryError):
+    """Trying again cannot help (expired token, no permission, user unavailable, uncertain outcome)."""
+
+
+class SendDeferred(Exception):
+    """Over a send limit or throttled by Meta: run later, neither failed nor dropped."""
+
+    def __init__(self, delay_seconds: float, reason: str) -> None:
+        super().__init__(f"deferred {delay_seconds:.1f}s: {reason}")
+        self.delay_seconds = delay_seconds
+        self.reason = reason
+
+
+class ErrorClass(StrEnum):
+    TRANSIENT = "transient"
+    THROTTLED = "throttled"
+    TERMINAL = "terminal"
+    # Meta answered with an error but the message went out (or had already gone out).
+    SENT = "sent"
+    # No answer after the request was sent: it may have gone out.
+    UNCERTAIN = "uncertain"
+
+
+# Rate limits: app, user, page, custom, Instagram and Messenger business-use-case limits.
+THROTTLE_CODES = frozenset({4, 17, 32, 613, 80002, 80006, 1996})
+TRANSIENT_CODES = frozenset({1, 2})
+# (code, subcode) pairs Meta returns although the message was sent, or was sent before.
+SENT_ANYWAY = frozenset({(1, 1357046)})
+ALREADY_SENT_SUBCODES = frozenset({2534025})  # a private reply was already sent for this comment
+
+
+def classify_graph_error(exc: GraphAPIError) -> ErrorClass:
+    if isinstance(exc, GraphAPITimeoutError):
+        return ErrorClass.UNCERTAIN
+    if isinstance(exc, GraphAPIConnectionError):
+        return ErrorClass.TRANSIENT
+    if (exc.code, exc.subcode) in SENT_ANYWAY or exc.subcode in ALREADY_SENT_SUBCODES:
+        return ErrorClass.SENT
+    if exc.code in THROTTLE_CODES or exc.status == 429:
+        return ErrorClass.THROTTLED
+    if exc.code in TRANSIENT_CODES or exc.is_transient is True:
+        return ErrorClass.TRANSIENT
+    if exc.status is not None and exc.status >= 500 and exc.code is None:
+        return ErrorClass.TRANSIENT
+    # 190 expired token, 10 permission or window, 100 unknown user, 551 unavailable, other 4xx.
+    return ErrorClass.TERMINAL
+
+
+def backoff_intervals(*, attempts: int, base: float, cap: float, rng: random.Random | None = None) -> list[int]:
+    """Seconds before each retry: exponential, capped, with up to 50 % jitter so retries spread out.
+
+    RQ's `Retry` takes fixed intervals, so the whole schedule is computed when the job is queued.
+    """
+    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    intervals = []
+    for attempt in range(max(attempts - 1, 0)):
+        delay = min(cap, base * (2**attempt))
+        intervals.append(max(1, round(delay * (1 + rng.random() * 0.5))))
+    return intervals
+
+
+# --- The ledger ------------------------------------------------------------------------------------
+
+
+class SendOutcome(StrEnum):
+    SENT = "sent"
+    ALREADY_SENT = "already_sent"
+
+
+def ledger_key(*, account_id: str, event_id: str, action: str) -> str:
+    return f"sent:{account_id}:{event_id}:{action}"
+
+
+def ledger_clear_unfinished(*, account_id: str, event_id: str, actions: list[str]) -> int:
+    """Forget pending or uncertain claims (never `done` ones), so a replay may send again."""
+    cleared = 0
+    for action in actions:
+        entry_key = ledger_key(account_id=account_id, event_id=event_id, action=action)
+        value = cache.get(entry_key)
+        if isinstance(value, str) and not value.startswith("done"):
+            cache.delete(entry_key)
+            cleared += 1
+    return cleared
+
+
+def send_once(
+    *, account_id: str, event_id: str, action: str, send: Callable[[], GraphResponse], private_reply: bool = False
+) -> SendOutcome:
+    """Run `send` unless this action for this event was already sent; classify what Meta answers."""
+    entry_key = ledger_key(account_id=account_id, event_id=event_id, action=action)
+    ttl = settings.DELIVERY_LEDGER_TTL_SECONDS
+    existing = cache.get(entry_key)
+    if isinstance(existing, str):
+        return _resolve_existing_claim(existing)
+    send_permit_acquire(account_id=account_id, private_reply=private_reply)
+    claim = f"pending:{time.time():.3f}:{uuid.uuid4().hex}"
+    if not cache.add(entry_key, claim, timeout=ttl):
+        other = cache.get(entry_key)
+        if isinstance(other, str):
+            return _resolve_existing_claim(other)
+    try:
+        response = send()
+    except GraphAPIError as exc:
+        error_class = classify_graph_error(exc)
+        if error_class == ErrorClass.SENT:
+            cache.set(entry_key, "done:meta-reported-error", timeout=ttl)
+            logger.warning("%s for %s: Meta reported %s but the message was sent; not retried", action, event_id, exc)
+            return SendOutcome.SENT
+        if error_class == ErrorClass.UNCERTAIN:
+            cache.set(entry_key, "uncertain", timeout=ttl)
+            raise TerminalDeliveryError(
+                "delivery uncertain: Meta did not answer in time and may have sent it", error=exc.as_dict()
+            ) from None
+        _release_claim(entry_key, claim)
+        if error_class == ErrorClass.THROTTLED:
+            pause = exc.regain_access_seconds or settings.THROTTLE_DEFAULT_PAUSE_SECONDS
+            account_pause(account_id=account_id, seconds=pause)
+            raise SendDeferred(pause, f"throttled by Meta ({exc})") from None
+        if error_class == ErrorClass.TRANSIENT:
+            raise TransientDeliveryError(str(exc), error=exc.as_dict()) from None
+        raise TerminalDeliveryError(str(exc), error=exc.as_dict()) from None
+    except BaseException:
+        _release_claim(entry_key, claim)
+        raise
+    cache.set(entry_key, f"done:{response.message_id}", timeout=ttl)
+    if response.regain_access_seconds:
+        account_pause(account_id=account_id, seconds=response.regain_access_seconds)
+    return SendOutcome.SENT
+
+
+def _resolve_existing_claim(value: str) -> SendOutcome:
+    if value.startswith("done"):
+        return SendOutcome.ALREADY_SENT
+    if value.startswith("pending:"):
+        claimed_at = float(value.split(":")[1])
+        if time.time() - claimed_at < settings.DELIVERY_LEASE_SECONDS:
+            # Another attempt is sending right now; look again once it has had time to finish.
+            raise TransientDeliveryError("another attempt is sending this right now")
+    raise TerminalDeliveryError("delivery uncertain: an earlier attempt stopped mid-send and may have sent it")
+
+
+def _release_claim(entry_key: str, claim: str) -> None:
+    if cache.get(entry_key) == claim:
+        cache.delete(entry_key)
+
+
+# --- Send limits and pauses ----------------------------------------------------------------------
+
+# KEYS[1] = the account's pause key; KEYS[2..] = sliding-window sorted sets.
+# ARGV[1] = now (ms), ARGV[2] = unique member, then (limit, window ms) for each window.
+# Returns 0 when a send may go now, else the milliseconds to wait. Nothing is recorded on a refusal.
+_PERMIT_SCRIPT = """
+local now = tonumber(ARGV[1])
+local pause = redis.call('PTTL', KEYS[1])
+if pause > 0 then return pause end
+local wait = 0
+for i = 2, #KEYS do
+  local limit = tonumber(ARGV[2 * i - 1])
+  local window = tonumber(ARGV[2 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[i]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    local w = tonumber(oldest[2]) + window - now
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then return wait end
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], now, ARGV[2])
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 * i]))
+end
+return 0
+"""
+
+# Short waits are spent in the job; longer ones hand the job back to run later.
+MAX_INLINE_WAIT_SECONDS = 1.0
+
+
+def pause_key(*, account_id: str) -> str:
+    return key("pause", account_id)
+
+
+def account_pause(*, account_id: str, seconds: float) -> None:
+    if not settings.REDIS_ENABLED:
+        return
+    try:
+        get_redis().set(pause_key(account_id=account_id), "1", px=max(1, int(seconds * 1000)))
+    except redis.RedisError:
+        logger.warning("could not record a pause for account %s: Redis unavailable", account_id)
+    logger.warning("sends for account %s paused for %.0f s", account_id, seconds)
+
+
+def send_permit_acquire(*, account_id: str, private_reply: bool) -> None:
+    """Wait briefly for a send slot of this account, or raise `SendDeferred`. Across all workers."""
+    if not settings.REDIS_ENABLED:
+        return
+    keys = [pause_key(account_id=account_id), key("rate", account_id, "send")]
+    args: list[Any] = [settings.SEND_LIMIT_PER_SECOND, 1000]
+    if private_reply:
+        keys.append(key("rate", account_id, "private_reply"))
+        args += [settings.PRIVATE_REPLY_LIMIT_PER_HOUR, 3600 * 1000]
+    deadline = time.monotonic() + MAX_INLINE_WAIT_SECONDS
+    client = get_redis()
+    while True:
+        wait_ms = int(client.eval(_PERMIT_SCRIPT, len(keys), *keys, int(time.time() * 1000), uuid.uuid4().hex, *args))  # type: ignore[arg-type]
+        if wait_ms <= 0:
+            return
+        wait = wait_ms / 1000
+        if time.monotonic() + wait > deadline:
+            raise SendDeferred(wait, f"send limit of account {account_id}")
+        time.sleep(wait)
+
+
+@dataclass(frozen=True)
+class AccountHold:
+    account_id: str
+    seconds_left: float
+
+
+def account_holds_list() -> list[AccountHold]:
+    """Accounts whose sends are paused right now (Meta throttling)."""
+    client = get_redis()
+    holds = []
+    prefix = key("pause", "")
+    for raw in client.scan_iter(match=prefix + "*", count=500):
+        name = raw.decode()
+        ttl = client.pttl(name)
+        if isinstance(ttl, int) and ttl > 0:
+            holds.append(AccountHold(account_id=name[len(prefix) :], seconds_left=ttl / 1000))
+    return holds

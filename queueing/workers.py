@@ -1,0 +1,42 @@
+"""The RQ worker class `manage.py rqworker` uses (settings.RQ["WORKER_CLASS"]).
+
+On top of RQ's own worker it always runs RQ's scheduler (retries with backoff and deferred sends
+are scheduled jobs, and operators start workers without extra flags) and, in a background thread,
+the relay that moves database fallback events back into the queues once Redis answers again.
+"""
+
+import logging
+import threading
+from typing import Any
+
+from django.conf import settings
+from rq.worker import Worker
+
+from queueing.fallback import fallback_relay_safely
+
+logger = logging.getLogger(__name__)
+
+
+class FallbackRelayThread(threading.Thread):
+    def __init__(self, *, interval_seconds: float) -> None:
+        super().__init__(name="fallback-relay", daemon=True)
+        self.interval_seconds = interval_seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval_seconds):
+            fallback_relay_safely()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+class InstabotWorker(Worker):
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        kwargs["with_scheduler"] = True
+        relay = FallbackRelayThread(interval_seconds=settings.FALLBACK_RELAY_INTERVAL_SECONDS)
+        relay.start()
+        try:
+            return bool(super().work(*args, **kwargs))
+        finally:
+            relay.stop()
