@@ -241,12 +241,12 @@ def send_permit_acquire(*, account_id: str, private_reply: bool) -> None:
     deadline = time.monotonic() + MAX_INLINE_WAIT_SECONDS
     client = get_redis()
     while True:
-        wait_ms = int(client.eval(_PERMIT_SCRIPT, len(keys), *keys, int(time.time() * 1000), uuid.uuid4().hex, *args))  # type: ignore[arg-type]
+        wait_ms = int(client.eval(_PERMIT_SCRIPT, len(keys), *keys, int(time.time() * 1000), uuid.uuid4().hex, *args))
         if wait_ms <= 0:
             return
         wait = wait_ms / 1000
         if time.monotonic() + wait > deadline:
-            raise SendDeferred(wait, f"send limit of account {account_id}")
+            raise SendDeferred(wait, f"account {account_id} is paused or at its send limit")
         time.sleep(wait)
 
 

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from automations.api import router
+from queueing.admin import dead_letters_view
 from webhooks.views import instagram_webhook
 
 urlpatterns = [
@@ -9,5 +10,6 @@ urlpatterns = [
     re_path(r"^api/webhooks/instagram/?$", instagram_webhook, name="instagram-webhook"),
     path("api/v1/", include(router.urls)),
     path("admin/rq/", include("django_rq.urls")),
+    path("admin/dead-letters/", admin.site.admin_view(dead_letters_view), name="dead-letters"),
     path("admin/", admin.site.urls),
 ]

@@ -103,7 +103,7 @@ def dead_letter_replay(*, job_id: str) -> str | None:
         return None
     letter = _as_dead_letter(job)
     origin = get_queue(letter.origin_queue or "default")
-    # A person replays after fixing the cause: an earlier uncertain send may go out again now; a confirmed send never does.
+    # A person replays after fixing the cause: an uncertain send may go out again, a confirmed one never.
     ledger_clear_unfinished(
         account_id=str(letter.event.get("account_id")),
         event_id=str(letter.event.get("event_id")),

@@ -67,7 +67,8 @@ def fallback_relay(*, batch_size: int = 500) -> RelayResult:
             job_id = _hand_over(client, row, marker)
             if job_id is None:
                 result.already_handed_over += 1
-                job_id = (client.get(marker) or b"").decode()
+                stored = client.get(marker)
+                job_id = stored.decode() if isinstance(stored, bytes) else ""
             else:
                 result.relayed += 1
             FallbackEvent.objects.filter(pk=row.pk, relayed_at__isnull=True).update(

@@ -1,11 +1,13 @@
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 from django.conf import settings
-from django.test import Client
 from rq import SimpleWorker
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
 
 from automations.models import Automation, Workspace
 from devtools.fake_graph_api import FakeGraphAPI
@@ -79,9 +81,22 @@ def run_worker_burst() -> None:
     SimpleWorker(queues, connection=get_redis()).work(burst=True)
 
 
-@pytest.fixture
-def webhook_client() -> Client:
-    return Client()
+def scheduled_count() -> int:
+    return sum(ScheduledJobRegistry(name, connection=get_redis()).count for name in QUEUE_NAMES)
 
 
-__all__ = ["post_webhook", "run_worker_burst", "ACCOUNT_ID", "TOKEN"]
+def run_until_settled(*, timeout: float = 15.0) -> None:
+    """Run the worker, then RQ's scheduler for retries and deferred sends as they fall due, until
+    nothing is waiting or scheduled (bounded by `timeout`)."""
+    deadline = time.monotonic() + timeout
+    run_worker_burst()
+    while scheduled_count() and time.monotonic() < deadline:
+        time.sleep(0.2)
+        scheduler = RQScheduler(list(QUEUE_NAMES), connection=get_redis())
+        scheduler.acquire_locks()
+        scheduler.enqueue_scheduled_jobs()
+        scheduler.release_locks()
+        run_worker_burst()
+
+
+__all__ = ["post_webhook", "run_worker_burst", "run_until_settled", "scheduled_count", "ACCOUNT_ID", "TOKEN"]
