@@ -11,6 +11,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -98,6 +99,11 @@ def backoff_intervals(*, attempts: int, base: float, cap: float, rng: random.Ran
     return intervals
 
 
+# Only inline processing (the web process answering during a Redis outage) may send without the
+# ledger and the shared limits; a worker that loses Redis fails the job, which RQ then recovers.
+unguarded_sends_allowed: ContextVar[bool] = ContextVar("unguarded_sends_allowed", default=False)
+
+
 # --- The ledger ------------------------------------------------------------------------------------
 
 
@@ -125,16 +131,20 @@ def ledger_clear_unfinished(*, account_id: str, event_id: str, actions: list[str
 def send_once(
     *, account_id: str, event_id: str, action: str, send: Callable[[], GraphResponse], private_reply: bool = False
 ) -> SendOutcome:
-    """Run `send` unless this action for this event was already sent; classify what Meta answers."""
+    """Run `send` unless this action for this event was already sent; classify what Meta answers.
+
+    Without a reachable cache (inline processing during a Redis outage) the ledger cannot be
+    consulted: the send goes out unguarded and says so in the log.
+    """
     entry_key = ledger_key(account_id=account_id, event_id=event_id, action=action)
-    ttl = settings.DELIVERY_LEDGER_TTL_SECONDS
-    existing = cache.get(entry_key)
+    ledger = _Ledger(entry_key)
+    existing = ledger.get()
     if isinstance(existing, str):
         return _resolve_existing_claim(existing)
     send_permit_acquire(account_id=account_id, private_reply=private_reply)
     claim = f"pending:{time.time():.3f}:{uuid.uuid4().hex}"
-    if not cache.add(entry_key, claim, timeout=ttl):
-        other = cache.get(entry_key)
+    if not ledger.add(claim):
+        other = ledger.get()
         if isinstance(other, str):
             return _resolve_existing_claim(other)
     try:
@@ -142,15 +152,15 @@ def send_once(
     except GraphAPIError as exc:
         error_class = classify_graph_error(exc)
         if error_class == ErrorClass.SENT:
-            cache.set(entry_key, "done:meta-reported-error", timeout=ttl)
+            ledger.set("done:meta-reported-error")
             logger.warning("%s for %s: Meta reported %s but the message was sent; not retried", action, event_id, exc)
             return SendOutcome.SENT
         if error_class == ErrorClass.UNCERTAIN:
-            cache.set(entry_key, "uncertain", timeout=ttl)
+            ledger.set("uncertain")
             raise TerminalDeliveryError(
                 "delivery uncertain: Meta did not answer in time and may have sent it", error=exc.as_dict()
             ) from None
-        _release_claim(entry_key, claim)
+        ledger.release(claim)
         if error_class == ErrorClass.THROTTLED:
             pause = exc.regain_access_seconds or settings.THROTTLE_DEFAULT_PAUSE_SECONDS
             account_pause(account_id=account_id, seconds=pause)
@@ -159,12 +169,46 @@ def send_once(
             raise TransientDeliveryError(str(exc), error=exc.as_dict()) from None
         raise TerminalDeliveryError(str(exc), error=exc.as_dict()) from None
     except BaseException:
-        _release_claim(entry_key, claim)
+        ledger.release(claim)
         raise
-    cache.set(entry_key, f"done:{response.message_id}", timeout=ttl)
+    ledger.set(f"done:{response.message_id}")
     if response.regain_access_seconds:
         account_pause(account_id=account_id, seconds=response.regain_access_seconds)
     return SendOutcome.SENT
+
+
+class _Ledger:
+    """One ledger entry in Django's cache; an unreachable cache reads as empty and accepts claims."""
+
+    def __init__(self, entry_key: str) -> None:
+        self.key = entry_key
+        self.ttl = settings.DELIVERY_LEDGER_TTL_SECONDS
+        self.available = True
+
+    def _guard(self, operation: Callable[[], Any], default: Any) -> Any:
+        if not self.available:
+            return default
+        try:
+            return operation()
+        except redis.RedisError as exc:
+            if not unguarded_sends_allowed.get():
+                raise
+            self.available = False
+            logger.warning("delivery ledger unavailable (%s): %s is sent unguarded", type(exc).__name__, self.key)
+            return default
+
+    def get(self) -> Any:
+        return self._guard(lambda: cache.get(self.key), None)
+
+    def add(self, value: str) -> bool:
+        return bool(self._guard(lambda: cache.add(self.key, value, timeout=self.ttl), True))
+
+    def set(self, value: str) -> None:
+        self._guard(lambda: cache.set(self.key, value, timeout=self.ttl), None)
+
+    def release(self, claim: str) -> None:
+        if self.get() == claim:
+            self._guard(lambda: cache.delete(self.key), None)
 
 
 def _resolve_existing_claim(value: str) -> SendOutcome:
@@ -176,11 +220,6 @@ def _resolve_existing_claim(value: str) -> SendOutcome:
             # Another attempt is sending right now; look again once it has had time to finish.
             raise TransientDeliveryError("another attempt is sending this right now")
     raise TerminalDeliveryError("delivery uncertain: an earlier attempt stopped mid-send and may have sent it")
-
-
-def _release_claim(entry_key: str, claim: str) -> None:
-    if cache.get(entry_key) == claim:
-        cache.delete(entry_key)
 
 
 # --- Send limits and pauses ----------------------------------------------------------------------
@@ -241,7 +280,14 @@ def send_permit_acquire(*, account_id: str, private_reply: bool) -> None:
     deadline = time.monotonic() + MAX_INLINE_WAIT_SECONDS
     client = get_redis()
     while True:
-        wait_ms = int(client.eval(_PERMIT_SCRIPT, len(keys), *keys, int(time.time() * 1000), uuid.uuid4().hex, *args))
+        try:
+            raw_wait = client.eval(_PERMIT_SCRIPT, len(keys), *keys, int(time.time() * 1000), uuid.uuid4().hex, *args)
+        except redis.RedisError as exc:
+            if not unguarded_sends_allowed.get():
+                raise
+            logger.warning("send limits unavailable (%s): sending for %s unlimited", type(exc).__name__, account_id)
+            return
+        wait_ms = int(raw_wait)
         if wait_ms <= 0:
             return
         wait = wait_ms / 1000

@@ -156,6 +156,10 @@ JOB_TIMEOUT = env_int("JOB_TIMEOUT", 60)
 # After a Redis failure the web process stops trying Redis for this long and writes webhooks to the
 # database fallback store straight away, so an outage does not cost every request a timeout.
 REDIS_CIRCUIT_OPEN_SECONDS = env_float("REDIS_CIRCUIT_OPEN_SECONDS", 5.0)
+# How often a worker looks for jobs abandoned by a killed worker (RQ's default is 600 s), and how
+# long past its last heartbeat a running job counts as abandoned (RQ's fixed 60 s).
+WORKER_MAINTENANCE_INTERVAL_SECONDS = env_int("WORKER_MAINTENANCE_INTERVAL_SECONDS", 60)
+WORKER_HEARTBEAT_GRACE_SECONDS = env_int("WORKER_HEARTBEAT_GRACE_SECONDS", 60)
 # How often a running worker moves fallback events back into the queues.
 FALLBACK_RELAY_INTERVAL_SECONDS = env_float("FALLBACK_RELAY_INTERVAL_SECONDS", 5.0)
 

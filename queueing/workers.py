@@ -32,6 +32,17 @@ class FallbackRelayThread(threading.Thread):
 
 
 class InstabotWorker(Worker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # RQ looks for abandoned jobs of killed workers only during maintenance: every 10 minutes
+        # by default, too rare for events people wait on.
+        kwargs.setdefault("maintenance_interval", settings.WORKER_MAINTENANCE_INTERVAL_SECONDS)
+        super().__init__(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
+        # RQ adds a fixed 60 s of grace to every heartbeat; the setting makes it tunable.
+        ttl = int(super().get_heartbeat_ttl(job, working_time)) - 60
+        return ttl + settings.WORKER_HEARTBEAT_GRACE_SECONDS
+
     def work(self, *args: Any, **kwargs: Any) -> bool:
         kwargs["with_scheduler"] = True
         relay = FallbackRelayThread(interval_seconds=settings.FALLBACK_RELAY_INTERVAL_SECONDS)

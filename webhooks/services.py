@@ -5,6 +5,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError
 
+from automations.delivery import unguarded_sends_allowed
 from automations.services import event_handle
 from queueing.circuit import redis_circuit
 from queueing.fallback import fallback_events_store
@@ -44,11 +45,15 @@ def webhook_events_dispatch(*, events: Sequence[InstagramEvent]) -> None:
 
 def _process_inline(events: Sequence[InstagramEvent]) -> None:
     failed = 0
-    for event in events:
-        try:
-            event_handle(event=event)
-        except Exception:
-            failed += 1
-            logger.exception("inline processing of %s %s failed", event.kind, event.event_id)
+    token = unguarded_sends_allowed.set(True)
+    try:
+        for event in events:
+            try:
+                event_handle(event=event)
+            except Exception:
+                failed += 1
+                logger.exception("inline processing of %s %s failed", event.kind, event.event_id)
+    finally:
+        unguarded_sends_allowed.reset(token)
     if failed:
         raise IntakeUnavailable(f"{failed} of {len(events)} event(s) could not be processed")
