@@ -3,9 +3,15 @@
 import logging
 from enum import StrEnum
 
+from automations.conversations import conversation_answer, conversation_start
 from automations.graph import GraphClient, get_graph_client
 from automations.models import Automation, Workspace
-from automations.selectors import automation_find_match, workspace_get_active_by_instagram_id
+from automations.selectors import (
+    AutomationData,
+    WorkspaceData,
+    automation_find_match,
+    workspace_get_active_by_instagram_id,
+)
 from automations.stats import stat_incr
 from webhooks.events import EventKind, InstagramEvent
 
@@ -17,6 +23,7 @@ class EventOutcome(StrEnum):
     UNKNOWN_ACCOUNT = "skipped_unknown_account"
     OWN_EVENT = "skipped_own_event"
     NO_MATCH = "no_match"
+    LEAD_CAPTURED = "lead_captured"
 
 
 def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> EventOutcome:
@@ -28,6 +35,11 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
     # The parser drops echoes and own comments already; a job re-checks, as it may be replayed.
     if event.sender_id == workspace.instagram_account_id:
         return _count(EventOutcome.OWN_EVENT)
+    # A DM may answer an automation's follow-up question (automations/conversations.py).
+    if event.kind == EventKind.DM and conversation_answer(
+        workspace=workspace, event=event, graph=graph or get_graph_client()
+    ):
+        return _count(EventOutcome.LEAD_CAPTURED)
     automation = automation_find_match(
         workspace_id=workspace.pk, kind=event.kind, text=event.text, media_id=event.media_id
     )
@@ -35,6 +47,7 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
         logger.info("no automation matched %s %s of workspace %s", event.kind, event.event_id, workspace.pk)
         return _count(EventOutcome.NO_MATCH)
     automation_reply(workspace=workspace, automation=automation, event=event, graph=graph or get_graph_client())
+    conversation_start(workspace=workspace, automation=automation, event=event)
     logger.info(
         "answered %s %s of workspace %s with automation %r", event.kind, event.event_id, workspace.pk, automation.name
     )
@@ -42,7 +55,7 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
 
 
 def automation_reply(
-    *, workspace: Workspace, automation: Automation, event: InstagramEvent, graph: GraphClient
+    *, workspace: WorkspaceData, automation: AutomationData, event: InstagramEvent, graph: GraphClient
 ) -> None:
     token = workspace.access_token
     if event.kind in (EventKind.COMMENT, EventKind.LIVE_COMMENT):
