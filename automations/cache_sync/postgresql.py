@@ -32,6 +32,8 @@ def connection_params() -> dict[str, Any]:
     params = {name: value for name, value in params.items() if value not in (None, "")}
     params.update({name: value for name, value in db.get("OPTIONS", {}).items() if name not in _DJANGO_OPTIONS})
     params.setdefault("connect_timeout", 5)
+    # Names the listener in pg_stat_activity.
+    params.setdefault("application_name", "instabot-cache-sync")
     return params
 
 
