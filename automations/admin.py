@@ -1,11 +1,14 @@
 from typing import Any
 
+import redis
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
-from automations.models import Automation, Workspace
+from automations.cache import DATASETS
+from automations.models import Automation, Lead, Workspace
+from automations.stats import cache_stats_get
 
 
 class WorkspaceForm(forms.ModelForm):
@@ -68,6 +71,8 @@ class AutomationForm(forms.ModelForm):
             "public_reply_text",
             "position",
             "is_active",
+            "collect_reply",
+            "confirmation_text",
         ]
 
 
@@ -79,6 +84,15 @@ class AutomationAdmin(admin.ModelAdmin):
     list_select_related = ["workspace"]
     search_fields = ["name", "media_id", "reply_text", "workspace__name"]
     actions = ["activate", "deactivate"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # Hits and misses of the worker's cache, as `manage.py cache_stats` prints them.
+        try:
+            stats = cache_stats_get(datasets=DATASETS)
+        except redis.RedisError:
+            stats = []
+        context = {**(extra_context or {}), "cache_stats": stats}
+        return super().changelist_view(request, extra_context=context)
 
     @admin.display(description="Keywords")
     def trigger_keywords(self, obj: Automation) -> str:
@@ -96,3 +110,20 @@ class AutomationAdmin(admin.ModelAdmin):
         for automation in queryset:
             automation.is_active = False
             automation.save(update_fields=["is_active", "updated_at"])
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    """Answers users gave to follow-up questions; recorded by the worker, read here."""
+
+    list_display = ["created_at", "workspace", "automation", "instagram_user_id", "text"]
+    list_filter = ["workspace", "automation"]
+    list_select_related = ["workspace", "automation"]
+    search_fields = ["text", "instagram_user_id"]
+    readonly_fields = ["workspace", "automation", "instagram_user_id", "text", "event_id", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Lead | None = None) -> bool:
+        return False

@@ -107,6 +107,14 @@ unguarded_sends_allowed: ContextVar[bool] = ContextVar("unguarded_sends_allowed"
 # --- The ledger ------------------------------------------------------------------------------------
 
 
+# The sends one event can cause, each remembered on its own in the ledger.
+ACTION_DM = "dm"
+ACTION_PUBLIC_REPLY = "public_reply"
+ACTION_PRIVATE_REPLY = "private_reply"
+ACTION_CONFIRMATION = "confirmation"
+EVENT_ACTIONS = [ACTION_DM, ACTION_PUBLIC_REPLY, ACTION_PRIVATE_REPLY, ACTION_CONFIRMATION]
+
+
 class SendOutcome(StrEnum):
     SENT = "sent"
     ALREADY_SENT = "already_sent"

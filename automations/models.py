@@ -62,6 +62,10 @@ class Automation(models.Model):
     # Lower runs first when several automations match the same event.
     position = models.PositiveIntegerField(default=100)
     is_active = models.BooleanField(default=True)
+    # Follow-up question: `reply_text` asks it, and the sender's next DM within CACHE_USER_STATE_TTL
+    # is stored as a Lead and answered with `confirmation_text` (if any).
+    collect_reply = models.BooleanField(default=False)
+    confirmation_text = models.TextField(blank=True, default="", validators=[validate_message_text])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -81,3 +85,23 @@ class Automation(models.Model):
                 errors["public_reply_text"] = "Only comment automations reply publicly."
         if errors:
             raise ValidationError(errors)
+
+
+class Lead(models.Model):
+    """A user's answer to an automation's follow-up question ("reply with your email")."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="leads")
+    # Kept when the automation is deleted later: the answer stays the business's.
+    automation = models.ForeignKey(Automation, on_delete=models.SET_NULL, null=True, blank=True, related_name="leads")
+    # Who answered: the IGSID of the DM's sender.
+    instagram_user_id = models.CharField(max_length=64)
+    text = models.TextField()
+    # Meta's message id of the answer: a job run twice stores it once.
+    event_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.instagram_user_id}: {self.text[:50]}"

@@ -1,5 +1,12 @@
-"""Reads. Each returns what a job needs and nothing else."""
+"""Reads. Each returns what a job needs and nothing else, as plain data served from the cache.
 
+A job whose data is cached makes no database query; automations/cache.py says how entries are kept fresh.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from automations.cache import automations_cached, workspace_cached
 from automations.matching import keywords_match
 from automations.models import Automation, AutomationType, Workspace
 from webhooks.events import EventKind
@@ -13,23 +20,99 @@ AUTOMATION_TYPE_FOR_KIND: dict[EventKind, AutomationType] = {
 }
 
 
-def workspace_get_active_by_instagram_id(*, instagram_account_id: str) -> Workspace | None:
-    return Workspace.objects.filter(instagram_account_id=instagram_account_id, is_active=True).first()
+@dataclass(frozen=True, slots=True)
+class WorkspaceData:
+    id: int
+    name: str
+    instagram_account_id: str
+    # Kept out of repr: a logged or printed WorkspaceData never shows the token.
+    access_token: str = field(repr=False)
+
+    @property
+    def pk(self) -> int:
+        return self.id
 
 
-def automation_list_active(*, workspace_id: int, type: AutomationType) -> list[Automation]:
-    """Active automations of one type, in the order they are tried."""
-    return list(
-        Automation.objects.filter(workspace_id=workspace_id, type=type, is_active=True).order_by("position", "id")
-    )
+@dataclass(frozen=True, slots=True)
+class AutomationData:
+    id: int
+    workspace_id: int
+    name: str
+    type: str
+    media_id: str
+    keywords: list[str]
+    reply_text: str
+    public_reply_text: str
+    position: int
+    collect_reply: bool
+    confirmation_text: str
+
+    @property
+    def pk(self) -> int:
+        return self.id
 
 
-def automation_find_match(*, workspace_id: int, kind: EventKind, text: str, media_id: str = "") -> Automation | None:
+_WORKSPACE_FIELDS = ["id", "name", "instagram_account_id", "access_token"]
+_AUTOMATION_FIELDS = [
+    "id",
+    "workspace_id",
+    "name",
+    "type",
+    "media_id",
+    "keywords",
+    "reply_text",
+    "public_reply_text",
+    "position",
+    "collect_reply",
+    "confirmation_text",
+]
+
+
+def workspace_get_active_by_instagram_id(*, instagram_account_id: str) -> WorkspaceData | None:
+    def fill() -> dict[str, Any] | None:
+        return (
+            Workspace.objects.filter(instagram_account_id=instagram_account_id, is_active=True)
+            .values(*_WORKSPACE_FIELDS)
+            .first()
+        )
+
+    data = workspace_cached(instagram_account_id=instagram_account_id, fill=fill)
+    return WorkspaceData(**data) if data is not None else None
+
+
+def automation_list_active(*, workspace_id: int, type: AutomationType, media_id: str = "") -> list[AutomationData]:
+    """Active automations of one type that may answer an event on `media_id`, in the order they are tried.
+
+    A comment automation watches one post or (empty `media_id`) every post.
+    """
+    watched_media = media_id if type == AutomationType.COMMENT else ""
+
+    def fill() -> list[dict[str, Any]]:
+        queryset = Automation.objects.filter(workspace_id=workspace_id, type=type, is_active=True)
+        if type == AutomationType.COMMENT:
+            queryset = queryset.filter(media_id__in={"", watched_media})
+        return list(queryset.order_by("position", "id").values(*_AUTOMATION_FIELDS))
+
+    rows = automations_cached(workspace_id=workspace_id, type=str(type), media_id=watched_media, fill=fill)
+    return [AutomationData(**row) for row in rows]
+
+
+def automation_find_match(
+    *, workspace_id: int, kind: EventKind, text: str, media_id: str = ""
+) -> AutomationData | None:
     """The first active automation for this kind of event whose media and keywords fit."""
     automation_type = AUTOMATION_TYPE_FOR_KIND[kind]
-    for automation in automation_list_active(workspace_id=workspace_id, type=automation_type):
-        if automation_type == AutomationType.COMMENT and automation.media_id and automation.media_id != media_id:
-            continue
+    for automation in automation_list_active(workspace_id=workspace_id, type=automation_type, media_id=media_id):
         if keywords_match(keywords=automation.keywords, text=text):
             return automation
     return None
+
+
+def automation_get_collecting(*, automation_id: int, workspace_id: int) -> AutomationData | None:
+    """The automation whose follow-up question is being answered, read fresh: it may have changed since."""
+    row = (
+        Automation.objects.filter(pk=automation_id, workspace_id=workspace_id, is_active=True, collect_reply=True)
+        .values(*_AUTOMATION_FIELDS)
+        .first()
+    )
+    return AutomationData(**row) if row is not None else None

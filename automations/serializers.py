@@ -3,7 +3,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from automations.models import Automation, Workspace
+from automations.models import Automation, Lead, Workspace
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
@@ -36,6 +36,8 @@ class AutomationSerializer(serializers.ModelSerializer):
             "public_reply_text",
             "position",
             "is_active",
+            "collect_reply",
+            "confirmation_text",
             "created_at",
             "updated_at",
         ]
@@ -55,4 +57,12 @@ class AutomationSerializer(serializers.ModelSerializer):
         if self.instance is None:
             return {}
         names = ["workspace", "name", "type", "media_id", "keywords", "reply_text", "public_reply_text"]
+        names += ["collect_reply", "confirmation_text"]
         return {name: getattr(self.instance, name) for name in names}
+
+
+class LeadSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Lead
+        fields = ["id", "workspace", "automation", "instagram_user_id", "text", "event_id", "created_at"]
+        read_only_fields = fields

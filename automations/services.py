@@ -3,10 +3,16 @@
 import logging
 from enum import StrEnum
 
-from automations.delivery import SendOutcome, send_once
+from automations.conversations import conversation_answer, conversation_start
+from automations.delivery import ACTION_DM, ACTION_PRIVATE_REPLY, ACTION_PUBLIC_REPLY, SendOutcome, send_once
 from automations.graph import GraphClient, get_graph_client
 from automations.models import Automation, Workspace
-from automations.selectors import automation_find_match, workspace_get_active_by_instagram_id
+from automations.selectors import (
+    AutomationData,
+    WorkspaceData,
+    automation_find_match,
+    workspace_get_active_by_instagram_id,
+)
 from automations.stats import stat_incr
 from webhooks.events import EventKind, InstagramEvent
 
@@ -20,6 +26,7 @@ class EventOutcome(StrEnum):
     NO_MATCH = "no_match"
     # Every send this event asks for had been made before (a redelivery or a second run).
     DUPLICATE = "duplicate"
+    LEAD_CAPTURED = "lead_captured"
 
 
 def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> EventOutcome:
@@ -31,6 +38,11 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
     # The parser drops echoes and own comments already; a job re-checks, as it may be replayed.
     if event.sender_id == workspace.instagram_account_id:
         return _count(EventOutcome.OWN_EVENT)
+    # A DM may answer an automation's follow-up question (automations/conversations.py).
+    if event.kind == EventKind.DM and conversation_answer(
+        workspace=workspace, event=event, graph=graph or get_graph_client()
+    ):
+        return _count(EventOutcome.LEAD_CAPTURED)
     automation = automation_find_match(
         workspace_id=workspace.pk, kind=event.kind, text=event.text, media_id=event.media_id
     )
@@ -41,21 +53,15 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
     if not sent:
         logger.info("%s %s of workspace %s was answered before: not again", event.kind, event.event_id, workspace.pk)
         return _count(EventOutcome.DUPLICATE)
+    conversation_start(workspace=workspace, automation=automation, event=event)
     logger.info(
         "answered %s %s of workspace %s with automation %r", event.kind, event.event_id, workspace.pk, automation.name
     )
     return _count(EventOutcome.REPLIED)
 
 
-# The sends one event can cause, each remembered on its own in the delivery ledger.
-ACTION_DM = "dm"
-ACTION_PUBLIC_REPLY = "public_reply"
-ACTION_PRIVATE_REPLY = "private_reply"
-EVENT_ACTIONS = [ACTION_DM, ACTION_PUBLIC_REPLY, ACTION_PRIVATE_REPLY]
-
-
 def automation_reply(
-    *, workspace: Workspace, automation: Automation, event: InstagramEvent, graph: GraphClient
+    *, workspace: WorkspaceData, automation: AutomationData, event: InstagramEvent, graph: GraphClient
 ) -> bool:
     """Send what the automation says, each send at most once per event, whoever runs it again.
 

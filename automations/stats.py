@@ -1,4 +1,5 @@
-"""Counters of what happened to events, kept in one Redis hash so every process adds to the same."""
+"""Counters kept in Redis hashes so that every process adds to the same: what happened to events, and
+hits and misses of each cached dataset (Redis' own keyspace counters also count queue traffic)."""
 
 import logging
 
@@ -14,16 +15,49 @@ def stats_key() -> str:
     return key("stats", "events")
 
 
-def stat_incr(*, name: str, amount: int = 1) -> None:
+def cache_stats_key() -> str:
+    return key("stats", "cache")
+
+
+def _hincr(*, hash_key: str, name: str, amount: int) -> None:
     """Best effort: a counter must never fail the work it counts."""
     if not settings.REDIS_ENABLED:
         return
     try:
-        get_redis().hincrby(stats_key(), name, amount)
+        get_redis().hincrby(hash_key, name, amount)
     except redis.RedisError:
         logger.warning("could not count %s: Redis unavailable", name)
 
 
-def stats_get() -> dict[str, int]:
-    raw: dict[bytes, bytes] = get_redis().hgetall(stats_key())  # type: ignore[assignment]
+def _hgetall(hash_key: str) -> dict[str, int]:
+    raw: dict[bytes, bytes] = get_redis().hgetall(hash_key)  # type: ignore[assignment]
     return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def stat_incr(*, name: str, amount: int = 1) -> None:
+    _hincr(hash_key=stats_key(), name=name, amount=amount)
+
+
+def stats_get() -> dict[str, int]:
+    return _hgetall(stats_key())
+
+
+def cache_stat_incr(*, dataset: str, outcome: str) -> None:
+    """`outcome` is "hit" or "miss"; counted under the field `<dataset>:<outcome>`."""
+    _hincr(hash_key=cache_stats_key(), name=f"{dataset}:{outcome}", amount=1)
+
+
+def cache_stats_get(*, datasets: tuple[str, ...]) -> list[dict[str, object]]:
+    """One row per dataset: hits, misses and the hit rate in percent (None before the first lookup)."""
+    counts = _hgetall(cache_stats_key()) if settings.REDIS_ENABLED else {}
+    rows: list[dict[str, object]] = []
+    for dataset in datasets:
+        hits, misses = counts.get(f"{dataset}:hit", 0), counts.get(f"{dataset}:miss", 0)
+        total = hits + misses
+        rate = round(100 * hits / total, 1) if total else None
+        rows.append({"dataset": dataset, "hits": hits, "misses": misses, "hit_rate": rate})
+    return rows
+
+
+def cache_stats_reset() -> None:
+    get_redis().delete(cache_stats_key())

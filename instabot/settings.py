@@ -197,6 +197,20 @@ CACHES = {
 if not REDIS_ENABLED:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Seconds each cached dataset lives (automations/cache.py); edits invalidate sooner.
+CACHE_WORKSPACE_TTL = env_int("CACHE_WORKSPACE_TTL", 3600)
+CACHE_AUTOMATION_TTL = env_int("CACHE_AUTOMATION_TTL", 3600)
+# How long a follow-up question waits for the user's answer.
+CACHE_USER_STATE_TTL = env_int("CACHE_USER_STATE_TTL", 600)
+# A cold key is filled by one process; the others wait at most this long for it (seconds).
+CACHE_FILL_LOCK_TIMEOUT = env_float("CACHE_FILL_LOCK_TIMEOUT", 5.0)
+# `manage.py cache_sync`: dotted path of the change feed; empty picks one by the database in use.
+CACHE_SYNC_FEED = env_str("CACHE_SYNC_FEED", "")
+# Seconds between two looks at the database by the polling feed.
+CACHE_SYNC_POLL_INTERVAL = env_float("CACHE_SYNC_POLL_INTERVAL", 1.0)
+# Seconds before the first reconnect attempt of a feed that lost its connection (doubles up to 30).
+CACHE_SYNC_RECONNECT_DELAY = env_float("CACHE_SYNC_RECONNECT_DELAY", 1.0)
+
 # --- Instagram Graph API -----------------------------------------------------------------------
 GRAPH_API_BASE_URL = env_str("GRAPH_API_BASE_URL", "https://graph.instagram.com").rstrip("/")
 GRAPH_API_VERSION = env_str("GRAPH_API_VERSION", "v21.0")

@@ -13,8 +13,7 @@ import redis
 from rq import Queue
 from rq.job import Job
 
-from automations.delivery import ledger_clear_unfinished
-from automations.services import EVENT_ACTIONS
+from automations.delivery import EVENT_ACTIONS, ledger_clear_unfinished
 from instabot.redis import get_redis
 from queueing.queues import get_queue
 

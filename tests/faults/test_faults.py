@@ -4,7 +4,6 @@ Each scenario prints one line `FAULT <name>: sent=… answered=… lost=… doub
 with -s to see them) and asserts lost == 0 and doubled == 0.
 """
 
-import signal
 import threading
 import time
 from collections import Counter

@@ -5,6 +5,7 @@ import json
 import pytest
 from django.test import Client
 
+from automations.cache import cache_invalidate
 from automations.models import Automation, Workspace
 from automations.stats import stats_get
 from devtools.fake_graph_api import FakeGraphAPI
@@ -91,6 +92,8 @@ def test_comment_automation_for_another_post_does_not_fire(
     send(client, "comments__feed")
     assert graph.calls() == []
     Automation.objects.filter(pk=automations["comment"].pk).update(media_id="17900000000000001")
+    # QuerySet.update() sends no signal: invalidate as `manage.py cache_sync` would.
+    cache_invalidate(workspace_ids=[automations["comment"].workspace_id])
     send(client, "comments__feed")
     assert len(graph.calls()) == 2
 
