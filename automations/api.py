@@ -5,6 +5,7 @@ from rest_framework import routers, viewsets
 
 from automations.models import Automation, Workspace
 from automations.serializers import AutomationSerializer, WorkspaceSerializer
+from instabot.ids import pk_from_string
 
 
 class WorkspaceViewSet(viewsets.ModelViewSet):
@@ -18,8 +19,10 @@ class AutomationViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[Automation]:
         queryset = Automation.objects.order_by("id")
         workspace = self.request.query_params.get("workspace")
-        if workspace and workspace.isdigit():
-            queryset = queryset.filter(workspace_id=int(workspace))
+        if workspace:
+            # An id that cannot be a workspace's (a word, or a number on MongoDB) matches none.
+            workspace_id = pk_from_string(model=Workspace, value=workspace)
+            queryset = queryset.filter(workspace_id=workspace_id) if workspace_id is not None else queryset.none()
         return queryset
 
 

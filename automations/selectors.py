@@ -2,6 +2,7 @@
 
 from automations.matching import keywords_match
 from automations.models import Automation, AutomationType, Workspace
+from instabot.ids import PrimaryKey
 from webhooks.events import EventKind
 
 AUTOMATION_TYPE_FOR_KIND: dict[EventKind, AutomationType] = {
@@ -17,14 +18,16 @@ def workspace_get_active_by_instagram_id(*, instagram_account_id: str) -> Worksp
     return Workspace.objects.filter(instagram_account_id=instagram_account_id, is_active=True).first()
 
 
-def automation_list_active(*, workspace_id: int, type: AutomationType) -> list[Automation]:
+def automation_list_active(*, workspace_id: PrimaryKey, type: AutomationType) -> list[Automation]:
     """Active automations of one type, in the order they are tried."""
     return list(
         Automation.objects.filter(workspace_id=workspace_id, type=type, is_active=True).order_by("position", "id")
     )
 
 
-def automation_find_match(*, workspace_id: int, kind: EventKind, text: str, media_id: str = "") -> Automation | None:
+def automation_find_match(
+    *, workspace_id: PrimaryKey, kind: EventKind, text: str, media_id: str = ""
+) -> Automation | None:
     """The first active automation for this kind of event whose media and keywords fit."""
     automation_type = AUTOMATION_TYPE_FOR_KIND[kind]
     for automation in automation_list_active(workspace_id=workspace_id, type=automation_type):
