@@ -4,7 +4,6 @@ a restart resumes from the saved token, and a token that cannot be resumed means
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from pymongo.database import Database
 
 from automations.models import Automation, Workspace
 from instabot.mongodb_changes import TOKENS_COLLECTION, ChangeStreamFollower, ResumeTokenStore
-from tests.mongodb.conftest import ON_MONGODB
+from tests.mongodb.conftest import ON_MONGODB, workspace_document
 
 pytestmark = pytest.mark.skipif(not ON_MONGODB, reason="change streams are MongoDB's")
 
@@ -58,20 +57,6 @@ def poll_until(follower: ChangeStreamFollower, done: Callable[[], bool], timeout
     while not done():
         assert time.monotonic() < deadline, "the change did not arrive in time"
         follower.poll()
-
-
-def workspace_document(**fields: Any) -> dict[str, Any]:
-    """A workspace as another service would insert it: every field, no Django involved."""
-    now = datetime.now(UTC)
-    return {
-        "name": "Node shop",
-        "instagram_account_id": "17841400000000777",
-        "access_token": "t",
-        "is_active": True,
-        "created_at": now,
-        "updated_at": now,
-        **fields,
-    }
 
 
 def test_pymongo_edits_reach_the_listener(
