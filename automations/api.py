@@ -1,10 +1,13 @@
 """REST API under /api/v1/: staff only, token or session authentication."""
 
-from django.db.models import QuerySet
+from typing import Any
+
+from django.db.models import Model, QuerySet
 from rest_framework import routers, viewsets
 
 from automations.models import Automation, Lead, Workspace
 from automations.serializers import AutomationSerializer, LeadSerializer, WorkspaceSerializer
+from instabot.ids import pk_from_string
 
 
 class WorkspaceViewSet(viewsets.ModelViewSet):
@@ -12,15 +15,22 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
     serializer_class = WorkspaceSerializer
 
 
+def filter_by_ids(queryset: QuerySet[Any], *, params: Any, fields: dict[str, type[Model]]) -> QuerySet[Any]:
+    """`?<field>=<id>` filters; an id that cannot be one (a word, or a number on MongoDB) matches none."""
+    for name, model in fields.items():
+        value = params.get(name)
+        if value:
+            pk = pk_from_string(model=model, value=value)
+            queryset = queryset.filter(**{f"{name}_id": pk}) if pk is not None else queryset.none()
+    return queryset
+
+
 class AutomationViewSet(viewsets.ModelViewSet):
     serializer_class = AutomationSerializer
 
     def get_queryset(self) -> QuerySet[Automation]:
         queryset = Automation.objects.order_by("id")
-        workspace = self.request.query_params.get("workspace")
-        if workspace and workspace.isdigit():
-            queryset = queryset.filter(workspace_id=int(workspace))
-        return queryset
+        return filter_by_ids(queryset, params=self.request.query_params, fields={"workspace": Workspace})
 
 
 class LeadViewSet(viewsets.ReadOnlyModelViewSet):
@@ -30,11 +40,9 @@ class LeadViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[Lead]:
         queryset = Lead.objects.order_by("-created_at", "-id")
-        for name in ("workspace", "automation"):
-            value = self.request.query_params.get(name)
-            if value and value.isdigit():
-                queryset = queryset.filter(**{f"{name}_id": int(value)})
-        return queryset
+        return filter_by_ids(
+            queryset, params=self.request.query_params, fields={"workspace": Workspace, "automation": Automation}
+        )
 
 
 router = routers.DefaultRouter()

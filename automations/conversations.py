@@ -37,7 +37,7 @@ def conversation_answer(*, workspace: WorkspaceData, event: InstagramEvent, grap
     if answered_by is not None and answered_by != event.event_id:
         user_state_delete(workspace_id=workspace.id, instagram_user_id=event.sender_id)
         return False
-    automation = automation_get_collecting(automation_id=int(state["automation_id"]), workspace_id=workspace.id)
+    automation = automation_get_collecting(automation_id=state["automation_id"], workspace_id=workspace.id)
     if automation is None:  # deleted, deactivated or no longer asking since the question
         user_state_delete(workspace_id=workspace.id, instagram_user_id=event.sender_id)
         return False

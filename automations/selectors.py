@@ -9,6 +9,7 @@ from typing import Any
 from automations.cache import automations_cached, workspace_cached
 from automations.matching import keywords_match
 from automations.models import Automation, AutomationType, Workspace
+from instabot.ids import PrimaryKey
 from webhooks.events import EventKind
 
 AUTOMATION_TYPE_FOR_KIND: dict[EventKind, AutomationType] = {
@@ -22,21 +23,21 @@ AUTOMATION_TYPE_FOR_KIND: dict[EventKind, AutomationType] = {
 
 @dataclass(frozen=True, slots=True)
 class WorkspaceData:
-    id: int
+    id: PrimaryKey
     name: str
     instagram_account_id: str
     # Kept out of repr: a logged or printed WorkspaceData never shows the token.
     access_token: str = field(repr=False)
 
     @property
-    def pk(self) -> int:
+    def pk(self) -> PrimaryKey:
         return self.id
 
 
 @dataclass(frozen=True, slots=True)
 class AutomationData:
-    id: int
-    workspace_id: int
+    id: PrimaryKey
+    workspace_id: PrimaryKey
     name: str
     type: str
     media_id: str
@@ -48,7 +49,7 @@ class AutomationData:
     confirmation_text: str
 
     @property
-    def pk(self) -> int:
+    def pk(self) -> PrimaryKey:
         return self.id
 
 
@@ -80,7 +81,9 @@ def workspace_get_active_by_instagram_id(*, instagram_account_id: str) -> Worksp
     return WorkspaceData(**data) if data is not None else None
 
 
-def automation_list_active(*, workspace_id: int, type: AutomationType, media_id: str = "") -> list[AutomationData]:
+def automation_list_active(
+    *, workspace_id: PrimaryKey, type: AutomationType, media_id: str = ""
+) -> list[AutomationData]:
     """Active automations of one type that may answer an event on `media_id`, in the order they are tried.
 
     A comment automation watches one post or (empty `media_id`) every post.
@@ -98,7 +101,7 @@ def automation_list_active(*, workspace_id: int, type: AutomationType, media_id:
 
 
 def automation_find_match(
-    *, workspace_id: int, kind: EventKind, text: str, media_id: str = ""
+    *, workspace_id: PrimaryKey, kind: EventKind, text: str, media_id: str = ""
 ) -> AutomationData | None:
     """The first active automation for this kind of event whose media and keywords fit."""
     automation_type = AUTOMATION_TYPE_FOR_KIND[kind]
@@ -108,7 +111,7 @@ def automation_find_match(
     return None
 
 
-def automation_get_collecting(*, automation_id: int, workspace_id: int) -> AutomationData | None:
+def automation_get_collecting(*, automation_id: PrimaryKey, workspace_id: PrimaryKey) -> AutomationData | None:
     """The automation whose follow-up question is being answered, read fresh: it may have changed since."""
     row = (
         Automation.objects.filter(pk=automation_id, workspace_id=workspace_id, is_active=True, collect_reply=True)

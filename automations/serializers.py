@@ -4,9 +4,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from automations.models import Automation, Lead, Workspace
+from instabot.ids import ModelSerializer
 
 
-class WorkspaceSerializer(serializers.ModelSerializer):
+class WorkspaceSerializer(ModelSerializer):
     # Write-only: the API accepts a token and never returns one.
     access_token = serializers.CharField(write_only=True, trim_whitespace=True, max_length=4096)
 
@@ -16,7 +17,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class AutomationSerializer(serializers.ModelSerializer):
+class AutomationSerializer(ModelSerializer):
     keywords = serializers.ListField(
         child=serializers.CharField(max_length=100, allow_blank=False, trim_whitespace=True),
         required=False,
@@ -61,7 +62,7 @@ class AutomationSerializer(serializers.ModelSerializer):
         return {name: getattr(self.instance, name) for name in names}
 
 
-class LeadSerializer(serializers.ModelSerializer):
+class LeadSerializer(ModelSerializer):
     class Meta:
         model = Lead
         fields = ["id", "workspace", "automation", "instagram_user_id", "text", "event_id", "created_at"]

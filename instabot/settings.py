@@ -6,6 +6,8 @@ defaults and the process refuses to start without them.
 
 import os
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -74,6 +76,26 @@ META_APP_SECRET = env_str("META_APP_SECRET", "")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
+# --- Database: SQLite, PostgreSQL or MongoDB, all of Instabot's tables in the one DATABASE_URL ---
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASE_IS_MONGODB = DATABASE_URL.startswith(("mongodb://", "mongodb+srv://"))
+
+# Instabot's own apps, each "<label>.apps.<Config>". Each has its SQL migrations in <label>/migrations
+# and its MongoDB migrations in the package mongo_migrations/<label> (see MIGRATION_MODULES below and
+# the README's recipe for adding a model).
+INSTABOT_APPS = [
+    "automations.apps.AutomationsConfig",
+    "webhooks.apps.WebhooksConfig",
+    "queueing.apps.QueueingConfig",
+]
+# Third-party apps whose models pin AutoField, by app label: on MongoDB they need ObjectIdAutoField
+# instead, through the AppConfigs in instabot/mongo_apps.py and the migrations in mongo_migrations/<label>.
+_APPS_WITH_AUTOFIELD = {
+    "django.contrib.admin": ("admin", "instabot.mongo_apps.MongoAdminConfig"),
+    "django.contrib.auth": ("auth", "instabot.mongo_apps.MongoAuthConfig"),
+    "django.contrib.contenttypes": ("contenttypes", "instabot.mongo_apps.MongoContentTypesConfig"),
+    "django_rq": ("django_rq", "instabot.mongo_apps.MongoDjangoRqConfig"),
+}
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -84,9 +106,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_rq",
-    "automations.apps.AutomationsConfig",
-    "webhooks.apps.WebhooksConfig",
-    "queueing.apps.QueueingConfig",
+    *INSTABOT_APPS,
 ]
 
 MIDDLEWARE = [
@@ -119,9 +139,23 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+if DATABASE_IS_MONGODB:
+    # django-mongodb-backend: the connection string goes in HOST as it is; the database is the URI's
+    # path (mongodb://host/instabot), "instabot" when the URI names none.
+    DATABASES: dict[str, dict[str, Any]] = {
+        "default": {
+            "ENGINE": "django_mongodb_backend",
+            "HOST": DATABASE_URL,
+            "NAME": urlsplit(DATABASE_URL).path.strip("/") or "instabot",
+        }
+    }
+    DEFAULT_AUTO_FIELD = "django_mongodb_backend.fields.ObjectIdAutoField"
+    INSTALLED_APPS = [_APPS_WITH_AUTOFIELD[app][1] if app in _APPS_WITH_AUTOFIELD else app for app in INSTALLED_APPS]
+    _mongo_labels = [label for label, _ in _APPS_WITH_AUTOFIELD.values()] + [app.split(".")[0] for app in INSTABOT_APPS]
+    MIGRATION_MODULES = {label: f"mongo_migrations.{label}" for label in _mongo_labels}
+else:
+    DATABASES = {"default": dict(dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True))}
+    DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

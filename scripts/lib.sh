@@ -55,3 +55,39 @@ ensure_system_postgres() {  # PostgreSQL on 127.0.0.1:5432, installed and starte
 ensure_chromium() {
   [ -x /usr/bin/chromium ] || apt_install chromium
 }
+
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+mongo_answers() {  # mongo_answers URL
+  "$PY" -c 'import pymongo,sys; pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=1000).admin.command("ping")' "$1" >/dev/null 2>&1
+}
+
+# The tests' MongoDB: secantusd (secantusdb, in requirements/dev.txt), a MongoDB-wire-compatible server,
+# private to this shell, in memory, on a free port. Sets SECANTUSD_URL (database "instabot") and
+# SECANTUSD_PID; stop_secantusd stops it (call it from an EXIT trap).
+start_secantusd() {
+  local port log
+  port=$(free_port)
+  mkdir -p "$ROOT/var"
+  log="$ROOT/var/secantusd-$port.log"
+  "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path :memory: >"$log" 2>&1 &
+  SECANTUSD_PID=$!
+  SECANTUSD_URL="mongodb://127.0.0.1:$port/instabot"
+  for _ in $(seq 60); do
+    mongo_answers "$SECANTUSD_URL" && return 0
+    kill -0 "$SECANTUSD_PID" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "secantusd did not start; see $log" >&2
+  return 1
+}
+
+stop_secantusd() {
+  if [ -n "${SECANTUSD_PID:-}" ]; then
+    kill "$SECANTUSD_PID" 2>/dev/null || true
+    wait "$SECANTUSD_PID" 2>/dev/null || true
+    SECANTUSD_PID=
+  fi
+}

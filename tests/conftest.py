@@ -5,6 +5,9 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
@@ -48,6 +51,15 @@ def graph(fake_graph_server: FakeGraphAPI, settings: Any) -> FakeGraphAPI:
     fake_graph_server.reset()
     settings.GRAPH_API_BASE_URL = fake_graph_server.base_url
     return fake_graph_server
+
+
+@pytest.fixture
+def api(db: None) -> APIClient:
+    """A REST API client authenticated as a staff user with a token."""
+    user = User.objects.create_user("staff", password="pw-123456", is_staff=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
 
 
 @pytest.fixture

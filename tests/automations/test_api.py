@@ -11,14 +11,6 @@ from automations.models import Automation, Workspace
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def api(db: None) -> APIClient:
-    user = User.objects.create_user("staff", password="pw-123456", is_staff=True)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
-
-
 def create_workspace(api: APIClient, **overrides: Any) -> dict[str, Any]:
     body = {"name": "Shop", "instagram_account_id": "17841400000000001", "access_token": "secret-tok", **overrides}
     response = api.post("/api/v1/workspaces/", body, format="json")

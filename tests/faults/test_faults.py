@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 from django.conf import settings
+from django.db import connection
 
 from automations.models import Automation, Workspace
 from devtools.fake_graph_api import FakeGraphAPI
@@ -23,7 +24,14 @@ from webhooks.events import EventKind
 from webhooks.samples import encode_payload, sample_event_payload
 from webhooks.signatures import sign_body
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql" and not os.environ.get("FAULTS_ON_EVERY_DATABASE"),
+        reason="the fault suite runs once, on PostgreSQL (FAULTS_ON_EVERY_DATABASE=1 runs it on any database)",
+    ),
+]
 
 
 @pytest.fixture

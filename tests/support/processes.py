@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
@@ -16,6 +17,9 @@ def test_database_url() -> str:
     db = connection.settings_dict
     if db["ENGINE"] == "django.db.backends.sqlite3":
         return f"sqlite:///{db['NAME']}"
+    if db["ENGINE"] == "django_mongodb_backend":
+        # The connection string, pointed at the test database (NAME) instead of the one it names.
+        return urlsplit(db["HOST"])._replace(path=f"/{db['NAME']}").geturl()
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
