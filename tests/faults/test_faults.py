@@ -4,6 +4,7 @@ Each scenario prints one line `FAULT <name>: sent=… answered=… lost=… doub
 with -s to see them) and asserts lost == 0 and doubled == 0.
 """
 
+import os
 import threading
 import time
 from collections import Counter
