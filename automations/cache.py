@@ -172,7 +172,7 @@ def user_state_delete(*, workspace_id: int, instagram_user_id: str) -> None:
 # --- invalidation: signals and cache_sync call these ----------------------------------------------
 
 
-def cache_invalidate(*, instagram_account_ids: Iterable[str] = (), workspace_ids: Iterable[int] = ()) -> None:
+def cache_invalidate(*, instagram_account_ids: Iterable[str] = (), workspace_ids: Iterable[Any] = ()) -> None:
     """Make every cached workspace of these account ids and every cached automation of these workspaces stale."""
     keys = [workspace_generation_key(instagram_account_id=i) for i in sorted(set(instagram_account_ids)) if i]
     keys += [automation_generation_key(workspace_id=i) for i in sorted(set(workspace_ids)) if i is not None]

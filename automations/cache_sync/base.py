@@ -22,9 +22,11 @@ from automations.cache import CACHE_ERRORS, cache_invalidate, cache_invalidate_a
 
 logger = logging.getLogger(__name__)
 
-# The feed each database gets unless CACHE_SYNC_FEED names another. A MongoDB feed (change streams,
-# resuming from a persisted resume token) belongs here as "mongodb": "automations.cache_sync.mongodb...".
-FEEDS_BY_VENDOR: dict[str, str] = {"postgresql": "automations.cache_sync.postgresql.PostgresFeed"}
+# The feed each database gets unless CACHE_SYNC_FEED names another.
+FEEDS_BY_VENDOR: dict[str, str] = {
+    "postgresql": "automations.cache_sync.postgresql.PostgresFeed",
+    "mongodb": "automations.cache_sync.mongodb.MongoChangeStreamFeed",
+}
 # Any database Django supports: polling the `updated_at` high-water mark.
 DEFAULT_FEED = "automations.cache_sync.polling.PollingFeed"
 MAX_RECONNECT_DELAY = 30.0
@@ -40,7 +42,8 @@ class Change:
     """Which cache entries a change in the database may have made stale."""
 
     instagram_account_ids: frozenset[str] = field(default_factory=frozenset)
-    workspace_ids: frozenset[int] = field(default_factory=frozenset)
+    # Primary keys: ints on SQL, ObjectIds on MongoDB.
+    workspace_ids: frozenset[Any] = field(default_factory=frozenset)
     # Nobody said what changed.
     everything: bool = False
 
@@ -78,7 +81,7 @@ def change_from_json(payload: str) -> Change:
 def changes_apply(*, changes: Iterable[Change]) -> None:
     """Invalidate, at once, what a batch of changes may have made stale."""
     account_ids: set[str] = set()
-    workspace_ids: set[int] = set()
+    workspace_ids: set[Any] = set()
     for change in changes:
         if change.everything:
             cache_invalidate_all()

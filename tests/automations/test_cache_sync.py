@@ -89,6 +89,7 @@ def dm_reply(workspace_id: int) -> str | None:
     return match.reply_text if match else None
 
 
+@pytest.mark.skipif(connection.vendor == "mongodb", reason="raw SQL; tests/mongodb covers writes with pymongo")
 def test_writes_that_bypass_signals_reach_the_cache_in_time(
     start_cache_sync: object, automations: dict[str, Automation]
 ) -> None:

@@ -36,3 +36,7 @@ def workspace_document(**fields: Any) -> dict[str, Any]:
         "updated_at": now,
         **fields,
     }
+
+
+# cache_sync as a real process, shared with tests/automations/test_cache_sync.py.
+from tests.automations.test_cache_sync import start_cache_sync  # noqa: E402,F401
