@@ -13,8 +13,9 @@ from rq.registry import (
 )
 from rq.worker import Worker
 
+from automations.cache import DATASETS
 from automations.delivery import account_holds_list
-from automations.stats import stats_get
+from automations.stats import cache_stats_get, stats_get
 from instabot.redis import get_redis
 from queueing.dead_letters import DEAD_LETTER_QUEUE, dead_letter_count
 from queueing.fallback import fallback_backlog_count
@@ -68,6 +69,7 @@ def queue_status_get() -> dict[str, Any]:
         "fallback_backlog": backlog,
         "workers": workers_list(),
         "events": events,
+        "cache": cache_stats_get(datasets=DATASETS),
         "send_limits": {
             "paused_accounts": [{"account_id": h.account_id, "seconds_left": round(h.seconds_left, 1)} for h in holds],
             "deferred_total": events.get("deferred", 0),

@@ -38,6 +38,12 @@ class InstabotWorker(Worker):
         kwargs.setdefault("maintenance_interval", settings.WORKER_MAINTENANCE_INTERVAL_SECONDS)
         super().__init__(*args, **kwargs)
 
+    @property
+    def dequeue_timeout(self) -> int:
+        # An idle worker blocks in BLPOP for this long between maintenance rounds (recovering
+        # abandoned jobs, taking over the scheduler of a dead worker): RQ's 405 s is too long.
+        return max(1, min(int(super().dequeue_timeout), settings.WORKER_MAINTENANCE_INTERVAL_SECONDS))
+
     def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
         # RQ adds a fixed 60 s of grace to every heartbeat; the setting makes it tunable.
         ttl = int(super().get_heartbeat_ttl(job, working_time)) - 60

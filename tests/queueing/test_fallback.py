@@ -119,10 +119,12 @@ def test_queue_status_reports_queues_dead_letters_fallback_and_workers(capsys: p
     assert status["queues"]["high"]["waiting"] == 1
     assert status["dead_letters"] == {"queue": "webhooks-dead", "count": 1}
     assert status["fallback_backlog"] == 1
-    assert set(status) >= {"workers", "events", "send_limits"}
+    assert set(status) >= {"workers", "events", "send_limits", "cache"}
+    assert {row["dataset"] for row in status["cache"]} >= {"workspace", "automation"}
     call_command("queue_status")
     text = capsys.readouterr().out
     assert "dead letters (webhooks-dead): 1" in text and "fallback backlog: 1" in text
+    assert "cache hit rates: no lookups yet" in text
 
 
 @pytest.mark.django_db

@@ -31,6 +31,12 @@ class Command(BaseCommand):
             self.stdout.write(f"  {worker['name']}  {worker['state']}  {','.join(worker['queues'])}")
         events = status["events"]
         self.stdout.write("events: " + (", ".join(f"{k}={v}" for k, v in sorted(events.items())) or "none yet"))
+        rates = [
+            f"{row['dataset']} {row['hit_rate']}% of {row['hits'] + row['misses']}"
+            for row in status["cache"]
+            if row["hit_rate"] is not None
+        ]
+        self.stdout.write("cache hit rates: " + (", ".join(rates) or "no lookups yet"))
         limits = status["send_limits"]
         self.stdout.write(
             f"send limits: {len(limits['paused_accounts'])} account(s) paused, "
