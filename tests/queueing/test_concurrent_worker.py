@@ -4,8 +4,10 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from django.test import Client
 from rq import Retry
 from rq.job import JobStatus
 
@@ -18,6 +20,7 @@ from queueing.workers import ConcurrentWorker
 from tests.conftest import ACCOUNT_ID
 from tests.support import jobs
 from tests.support.processes import command_env, run_manage, start_manage
+from tests.support.webhooks import post_webhook
 from webhooks.events import EventKind
 from webhooks.parsing import parse_webhook_body
 from webhooks.samples import encode_payload, sample_event_payload
@@ -174,3 +177,14 @@ def test_concurrency_one_runs_one_job_at_a_time_in_priority_order() -> None:
     run_in_process(concurrency=1)
 
     assert jobs.ran() == [f"{name}{i}" for name in QUEUE_NAMES for i in range(3)]
+
+
+@pytest.mark.django_db
+def test_the_webhook_intake_does_no_database_work(webhook_client: Client, django_assert_num_queries: Any) -> None:
+    payload = sample_event_payload(kind=EventKind.DM, account_id=ACCOUNT_ID, text="price", sender_id="s1")
+
+    with django_assert_num_queries(0):
+        response = post_webhook(webhook_client, encode_payload(payload))
+
+    assert response.status_code == 200
+    assert get_queue(HIGH).count == 1
