@@ -106,7 +106,9 @@ async def _send(
     result.latencies_ms.append((time.perf_counter() - due) * 1000)
 
 
-async def _run(requests: list[bytes], host: str, port: int, connections: int, rate: float | None) -> LoadResult:
+async def _run(
+    requests: list[bytes], host: str, port: int, connections: int, rate: float | None, seconds: float | None = None
+) -> LoadResult:
     pool = await _connect(host, port, connections)
     result = LoadResult()
     loop_start = time.perf_counter()
@@ -122,9 +124,12 @@ async def _run(requests: list[bytes], host: str, port: int, connections: int, ra
         await asyncio.gather(*tasks)
     else:
         pending = iter(requests)
+        stop_at = loop_start + seconds if seconds else float("inf")
 
         async def closed_loop() -> None:
             for raw in pending:
+                if time.perf_counter() > stop_at:
+                    return
                 await _send(pool, raw, time.perf_counter(), result, host, port)
 
         await asyncio.gather(*(closed_loop() for _ in range(connections)))
@@ -138,5 +143,8 @@ def run_at_rate(requests: list[bytes], *, host: str, port: int, rate: float, con
     return asyncio.run(_run(requests, host, port, connections, rate))
 
 
-def run_burst(requests: list[bytes], *, host: str, port: int, connections: int = 32) -> LoadResult:
-    return asyncio.run(_run(requests, host, port, connections, None))
+def run_burst(
+    requests: list[bytes], *, host: str, port: int, connections: int = 32, seconds: float | None = None
+) -> LoadResult:
+    """As fast as the connections allow, until the requests run out or `seconds` have passed."""
+    return asyncio.run(_run(requests, host, port, connections, None, seconds))
