@@ -370,12 +370,13 @@ class ConcurrentWorker(SimpleWorker):
             self._threads.append(thread)
 
     def _stop_threads(self) -> None:
-        if self._force_stop:
+        if self._force_stop or self._in_flight:
             return  # daemon threads die with the process; their jobs stay recoverable
         for _ in self._threads:
             self._handoff.put(None)
+        deadline = time.monotonic() + POLL_SECONDS
         for thread in self._threads:
-            thread.join(timeout=1)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _run_jobs(self) -> None:
         while True:
