@@ -38,6 +38,7 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.rate_limit import release_slot
 from rq.registry import StartedJobRegistry
+from rq.results import Result
 from rq.timeouts import BaseDeathPenalty, JobTimeoutException
 from rq.utils import as_text, now
 from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
@@ -162,6 +163,9 @@ class ConcurrentWorker(SimpleWorker):
         self._in_flight = 0
         self._handoff: stdlib_queue.SimpleQueue[tuple[Job, Queue, Execution] | None] = stdlib_queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        # Every job thread may hold a Redis connection at once, plus the dispatcher and pubsub.
+        pool = self.connection.connection_pool
+        pool.max_connections = max(getattr(pool, "max_connections", 0) or 0, self.concurrency + 20)
         self._pop_batch: Script = self.connection.register_script(_POP_BATCH_LUA)
         self._last_heartbeat_at = 0.0
         self._force_stop = False
@@ -222,7 +226,7 @@ class ConcurrentWorker(SimpleWorker):
                 continue
             try:
                 batch = self._dequeue(free, block=not burst)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:
                 self.log.error("Worker %s: Redis unavailable (%s), retrying in %.0f s", self.name, exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_connection_wait_time)
@@ -434,12 +438,20 @@ class ConcurrentWorker(SimpleWorker):
                     execution_started_at=execution.created_at,
                     execution_ended_at=job.ended_at,
                 )
-            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+            if result_ttl == 0 and not job.group_id:
+                # What job.cleanup(0) ends in, without its two reads (the status, to find the job's
+                # registry: a finished job with no kept result is in none; and the executions, which
+                # cleanup_execution below removes). Dependents are handled after the commit.
+                pipeline.delete(job.key, job.dependencies_key, Result.get_key(job.id), job.execution_registry.key)
+            else:
+                job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
             job._status = JobStatus.FINISHED
             self.cleanup_execution(job, pipeline=pipeline, execution=execution)
             pipeline.scard(job.dependents_key)
             has_dependents = pipeline.execute()[-1]
         if has_dependents:
             queue.enqueue_dependents(job)
+            if result_ttl == 0:
+                self.connection.delete(job.dependents_key)
         release_slot(job)
         self.log.debug("Worker %s: job %s finished", self.name, job.id)
