@@ -206,13 +206,17 @@ class ConcurrentWorker(SimpleWorker):
     def _dispatch(self, *, burst: bool, max_jobs: int | None, max_idle_time: int | None) -> int:
         started = 0
         idle_since = time.monotonic()
+        suspension_checked_at = 0.0
         backoff = 1.0
         while True:
             if self._stop_requested or self._force_stop:
                 self.log.info("Worker %s: stopping on request", self.name)
                 self.set_shutdown_requested_date()
                 return started
-            self.check_for_suspension(burst)
+            # `rq suspend` is a Redis read; once per POLL_SECONDS is soon enough, not once per batch.
+            if time.monotonic() - suspension_checked_at >= POLL_SECONDS:
+                self.check_for_suspension(burst)
+                suspension_checked_at = time.monotonic()
             self._heartbeat_if_due()
             if self.should_run_maintenance_tasks:
                 self.run_maintenance_tasks()
