@@ -50,6 +50,12 @@ def http_json(url: str, method: str = "GET") -> Any:
         return json.loads(response.read())
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -256,12 +262,14 @@ def drain(
     run_burst(stack.requests(count, f"d{workers}w{latency}-"), host="127.0.0.1", port=stack.web_port)
     with stack.workers(workers, latency=latency, worker_class=worker_class) as pids:
         wait_until(lambda: stack.graph_requests(latency) > 0, timeout=30, what="first Graph call")
-        first = time.time()
+        first, first_calls = time.time(), stack.graph_requests(latency)
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
         try:
             wait_until(lambda: stack.graph_requests(latency) >= count, timeout=window, what="Graph calls")
         except TimeoutError:
             pass
         calls, seconds = stack.graph_requests(latency), time.time() - first
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
         rss = [peak_rss_mb(pid) for pid in pids]
     rate = calls / seconds
     return {
@@ -269,6 +277,8 @@ def drain(
         "seconds": round(seconds, 2),
         "jobs_per_s": round(rate, 1),
         "jobs_per_hour": round(rate * 3600),
+        # Machine-independent: what one job costs the worker processes, whatever else runs here.
+        "worker_cpu_ms_per_job": round(1000 * cpu / max(1, calls - first_calls), 2),
         "worker_peak_rss_mb": rss,
     }
 

@@ -33,6 +33,7 @@ import redis
 from django.conf import settings
 from django.db import connections
 from redis.commands.core import Script
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
@@ -176,8 +177,8 @@ class ConcurrentWorker(SimpleWorker):
         self,
         burst: bool = False,
         logging_level: str | None = None,
-        date_format: str = "%H:%M:%S",
-        log_format: str = "%(asctime)s %(message)s",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
         max_jobs: int | None = None,
         max_idle_time: int | None = None,
         with_scheduler: bool = False,
