@@ -215,7 +215,12 @@ THROTTLE_DEFAULT_PAUSE_SECONDS = env_float("THROTTLE_DEFAULT_PAUSE_SECONDS", 60.
 
 _redis_queue = {"URL": REDIS_URL, "DEFAULT_TIMEOUT": JOB_TIMEOUT}
 RQ_QUEUES = {"high": _redis_queue, "default": _redis_queue, "low": _redis_queue}
+# InstabotWorker (a ConcurrentWorker) keeps CONCURRENCY jobs in flight per process; "rq.worker.SimpleWorker" or
+# "rq.worker.Worker" run one job at a time.
 RQ = {"WORKER_CLASS": env_str("RQ_WORKER_CLASS", "queueing.workers.InstabotWorker")}
+# After SIGTERM a worker takes no new jobs and waits this long for those in flight (below the
+# platform's kill timeout: Heroku 30 s, the compose file's stop_grace_period 30 s).
+WORKER_STOP_GRACE_SECONDS = env_float("WORKER_STOP_GRACE_SECONDS", 25.0)
 
 CACHES = {
     "default": {

@@ -15,11 +15,12 @@ os.environ.update(
         "META_APP_SECRET": "test-meta-app-secret",
         "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13"),
         "INSTABOT_KEY_PREFIX": "instabot-test",
-        "CONCURRENCY": "20",
         "DJANGO_SECURE_COOKIES": "false",
     }
 )
 os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")
+# Worker tests start `rqworker` processes with their own CONCURRENCY.
+os.environ.setdefault("CONCURRENCY", "20")
 # Nothing listens on port 9: a test that forgets the fake Graph API fails instead of calling Meta.
 os.environ.setdefault("GRAPH_API_BASE_URL", "http://127.0.0.1:9")
 

@@ -7,7 +7,7 @@ from automations.models import Automation
 from devtools.fake_graph_api import FakeGraphAPI
 from queueing.queues import QUEUE_NAMES, get_queue
 from tests.conftest import ACCOUNT_ID
-from tests.support.processes import run_manage
+from tests.support.processes import command_env, run_manage
 from tests.support.webhooks import post_webhook
 from webhooks.events import EventKind
 from webhooks.samples import encode_payload, sample_event_payload
@@ -15,7 +15,7 @@ from webhooks.samples import encode_payload, sample_event_payload
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def test_rqworker_command_answers_in_strict_priority_order(
+def test_rqworker_command_with_concurrency_one_answers_in_strict_priority_order(
     graph: FakeGraphAPI, automations: dict[str, Automation]
 ) -> None:
     Automation.objects.update(keywords=[], public_reply_text="")
@@ -24,7 +24,8 @@ def test_rqworker_command_answers_in_strict_priority_order(
         payload = sample_event_payload(kind=kind, account_id=ACCOUNT_ID, text="hi", sender_id=f"s{i}")
         assert post_webhook(client, encode_payload(payload)).status_code == 200
 
-    result = run_manage("rqworker", "high", "default", "low", "--burst")
+    # One job at a time, so the Graph calls arrive in the order jobs were taken, as from a plain RQ worker.
+    result = run_manage("rqworker", "high", "default", "low", "--burst", env=command_env(CONCURRENCY="1"))
 
     assert result.returncode == 0, result.stdout + result.stderr
     texts = [call.body["message"]["text"] for call in graph.calls()]
