@@ -6,6 +6,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rq import SimpleWorker
@@ -91,6 +92,11 @@ def run_worker_burst() -> None:
     """A real RQ worker on the real queues, in this process, until the queues are empty."""
     queues = [get_queue(name) for name in QUEUE_NAMES]
     SimpleWorker(queues, connection=get_redis()).work(burst=True)
+
+
+@pytest.fixture
+def webhook_client() -> Client:
+    return Client()
 
 
 def scheduled_count() -> int:
