@@ -109,17 +109,24 @@ def _count(outcome: EventOutcome) -> EventOutcome:
     return outcome
 
 
-def demo_data_create(*, username: str, password: str) -> Workspace:
-    """The Quick start's data: one workspace, one automation per type, one staff user."""
+DEMO_ACCOUNT_ID = 17841400000000001
+
+
+def demo_data_create(*, username: str, password: str, accounts: int = 1) -> Workspace:
+    """The Quick start's data: one staff user and `accounts` workspaces (Instagram account ids
+    17841400000000001, ...0002, ...), each with one automation per type. Returns the first."""
     from django.contrib.auth import get_user_model
 
     user_model = get_user_model()
     if not user_model.objects.filter(username=username).exists():
         user_model.objects.create_superuser(username=username, email="", password=password)
-    workspace, _ = Workspace.objects.get_or_create(
-        instagram_account_id="17841400000000001",
-        defaults={"name": "Demo shop", "access_token": "demo-token"},
-    )
+    workspaces = [
+        Workspace.objects.get_or_create(
+            instagram_account_id=str(DEMO_ACCOUNT_ID + index),
+            defaults={"name": "Demo shop" if index == 0 else f"Demo shop {index + 1}", "access_token": "demo-token"},
+        )[0]
+        for index in range(max(1, accounts))
+    ]
     demo_automations: list[dict[str, object]] = [
         {"name": "DM price", "type": "dm", "keywords": ["price"], "reply_text": "Our prices: https://example.com/p"},
         {"name": "Story thanks", "type": "story", "keywords": [], "reply_text": "Thanks for the story love!"},
@@ -131,6 +138,7 @@ def demo_data_create(*, username: str, password: str) -> Workspace:
             "public_reply_text": "Sent you a DM!",
         },
     ]
-    for fields in demo_automations:
-        Automation.objects.get_or_create(workspace=workspace, name=fields["name"], defaults=fields)
-    return workspace
+    for workspace in workspaces:
+        for fields in demo_automations:
+            Automation.objects.get_or_create(workspace=workspace, name=fields["name"], defaults=fields)
+    return workspaces[0]

@@ -1,7 +1,15 @@
 """Counters kept in Redis hashes so that every process adds to the same: what happened to events, and
-hits and misses of each cached dataset (Redis' own keyspace counters also count queue traffic)."""
+hits and misses of each cached dataset (Redis' own keyspace counters also count queue traffic).
+
+Counts are gathered in the process and written in one pipeline at most every `FLUSH_INTERVAL_SECONDS`
+(and when a worker stops, and before this process reads them): a round trip per count would be a
+large share of a job's cost.
+"""
 
 import logging
+import threading
+import time
+from collections import Counter
 
 import redis
 from django.conf import settings
@@ -19,17 +27,46 @@ def cache_stats_key() -> str:
     return key("stats", "cache")
 
 
+FLUSH_INTERVAL_SECONDS = 1.0
+
+_lock = threading.Lock()
+_pending: Counter[tuple[str, str]] = Counter()
+_last_flush = time.monotonic()
+
+
 def _hincr(*, hash_key: str, name: str, amount: int) -> None:
     """Best effort: a counter must never fail the work it counts."""
     if not settings.REDIS_ENABLED:
         return
+    global _last_flush
+    with _lock:
+        _pending[(hash_key, name)] += amount
+        if time.monotonic() - _last_flush < FLUSH_INTERVAL_SECONDS:
+            return
+        _last_flush = time.monotonic()
+    stats_flush()
+
+
+def stats_flush() -> None:
+    """Write the counts gathered in this process; kept for the next flush if Redis is down."""
+    with _lock:
+        counts = dict(_pending)
+        _pending.clear()
+    if not counts or not settings.REDIS_ENABLED:
+        return
     try:
-        get_redis().hincrby(hash_key, name, amount)
+        with get_redis().pipeline(transaction=False) as pipe:
+            for (hash_key, name), amount in counts.items():
+                pipe.hincrby(hash_key, name, amount)
+            pipe.execute()
     except redis.RedisError:
-        logger.warning("could not count %s: Redis unavailable", name)
+        logger.warning("could not write %d counter(s): Redis unavailable", len(counts))
+        with _lock:
+            _pending.update(counts)
 
 
 def _hgetall(hash_key: str) -> dict[str, int]:
+    stats_flush()
     raw: dict[bytes, bytes] = get_redis().hgetall(hash_key)  # type: ignore[assignment]
     return {k.decode(): int(v) for k, v in raw.items()}
 
@@ -60,4 +97,5 @@ def cache_stats_get(*, datasets: tuple[str, ...]) -> list[dict[str, object]]:
 
 
 def cache_stats_reset() -> None:
+    stats_flush()
     get_redis().delete(cache_stats_key())

@@ -10,25 +10,30 @@ import hashlib
 import hmac
 import json
 import time
+import zlib
 from dataclasses import dataclass, field
 
-ACCOUNT_ID = "17841400000000001"
+FIRST_ACCOUNT_ID = 17841400000000001
+# Webhooks are spread over this many connected accounts (seed_demo --accounts): Meta lets one account
+# send at most 100 messages a second, which Instabot enforces, so 2M webhooks an hour is many accounts.
+ACCOUNTS = 50
 PATH = "/api/webhooks/instagram"
 
 
 def signed_dm_request(*, host: str, port: int, secret: str, sender: str) -> bytes:
     """One POST of a Meta-shaped DM webhook, signed as Meta signs it, as raw bytes."""
     ms = int(time.time() * 1000)
+    account_id = str(FIRST_ACCOUNT_ID + zlib.crc32(sender.encode()) % ACCOUNTS)
     payload = {
         "object": "instagram",
         "entry": [
             {
-                "id": ACCOUNT_ID,
+                "id": account_id,
                 "time": ms,
                 "messaging": [
                     {
                         "sender": {"id": sender},
-                        "recipient": {"id": ACCOUNT_ID},
+                        "recipient": {"id": account_id},
                         "timestamp": ms,
                         "message": {"mid": f"bench.{sender}", "text": "price?"},
                     }

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import LoadResult, run_at_rate, run_burst, signed_dm_request
+from bench.loadgen import ACCOUNTS, LoadResult, run_at_rate, run_burst, signed_dm_request
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -129,7 +129,7 @@ class Stack:
                 f"graph-{latency}ms",
                 ["node", str(ROOT / "bench" / "fake_graph_api.cjs"), "--port", str(port), "--latency-ms", str(latency)],
             )
-        for args in (["migrate", "--noinput"], ["seed_demo"]):
+        for args in (["migrate", "--noinput"], ["seed_demo", "--accounts", str(ACCOUNTS)]):
             subprocess.run(
                 [PY, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, timeout=120, check=True
             )

@@ -44,6 +44,8 @@ from rq.timeouts import BaseDeathPenalty, JobTimeoutException
 from rq.utils import as_text, now
 from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
 
+from automations.stats import stats_flush
+
 logger = logging.getLogger(__name__)
 
 # How long the dispatcher blocks on an empty queue or a full pool before it looks at stop requests,
@@ -506,3 +508,4 @@ class InstabotWorker(ConcurrentWorker):
             return bool(super().work(*args, **kwargs))
         finally:
             relay.stop()
+            stats_flush()

@@ -14,6 +14,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
 from automations.models import Automation, Workspace
+from automations.stats import stats_flush
 from devtools.fake_graph_api import FakeGraphAPI
 from instabot.redis import get_redis
 from queueing.queues import QUEUE_NAMES, get_queue
@@ -34,8 +35,10 @@ def _delete_test_keys(conn: redis.Redis) -> None:
 @pytest.fixture(autouse=True)
 def clean_redis() -> Iterator[redis.Redis]:
     conn = get_redis()
+    stats_flush()  # counts gathered by an earlier test go out before its keys are deleted
     _delete_test_keys(conn)
     yield conn
+    stats_flush()
     _delete_test_keys(conn)
 
 

@@ -130,6 +130,8 @@ def test_worker_killed_with_jobs_in_flight_nothing_lost_or_doubled(
         redis_url=redis_server.url,
         JOB_TIMEOUT="4",
         DELIVERY_LEASE_SECONDS="3",
+        # Three at a time, so that the kill finds some mid-request and others still waiting.
+        CONCURRENCY="3",
         WORKER_HEARTBEAT_GRACE_SECONDS="2",
         WORKER_MAINTENANCE_INTERVAL_SECONDS="2",
     )

@@ -13,9 +13,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="admin")
         parser.add_argument("--password", default="admin")
+        parser.add_argument(
+            "--accounts", type=int, default=1, help="How many demo workspaces (Instagram accounts) to create."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        workspace = demo_data_create(username=options["username"], password=options["password"])
+        workspace = demo_data_create(
+            username=options["username"], password=options["password"], accounts=options["accounts"]
+        )
         self.stdout.write(
             f"Demo workspace {workspace.name!r} (Instagram account {workspace.instagram_account_id}) is ready; "
             f"admin user {options['username']!r}."
