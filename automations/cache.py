@@ -3,10 +3,11 @@
 Guarantees:
 - Entries hold plain data (dicts and lists), never model instances; a hit makes no database query.
 - "Nothing matches" is cached as well (None, an empty list).
-- Each key embeds a generation token. Invalidating deletes the generation key, so the next reader makes a
-  fresh random one and can never read, or be overwritten by, an entry filled from data read before the
-  invalidation. Generations also let one delete cover every `automation:...:{type}:{postId}` entry of a
-  workspace without listing them.
+- Each entry is stored with the generation token that was current when its data was read, and is read
+  in one round trip together with the current token (MGET): it counts only if the two match.
+  Invalidating deletes the generation key, so the next reader makes a fresh random one, and no entry
+  filled from data read before the invalidation can be served after it. Generations also let one delete
+  cover every `automation:{workspaceId}:{type}:{postId}` entry of a workspace without listing them.
 - A cold key is filled by one process holding a short Redis lock; the others wait for its value
   (bounded by CACHE_FILL_LOCK_TIMEOUT) instead of all querying the database.
 - Hits and misses per dataset are counted in a Redis hash (`automations.stats`).
@@ -17,7 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from django.conf import settings
@@ -56,46 +57,56 @@ def automation_generation_key(*, workspace_id: int) -> str:
     return f"gen:automation:{workspace_id}"
 
 
-def _generation(generation_key: str) -> str:
-    """The current generation token, made (atomically, first writer wins) when there is none."""
-    value = cache.get(generation_key)
-    if value is None:
-        cache.add(generation_key, secrets.token_hex(6), timeout=GENERATION_TTL)
-        value = cache.get(generation_key)
-    return str(value)
+def _new_generation(generation_key: str) -> str:
+    """Make a generation token where there is none (atomically: the first writer wins)."""
+    cache.add(generation_key, secrets.token_hex(6), timeout=GENERATION_TTL)
+    return str(cache.get(generation_key))
 
 
 # --- the fill: one process queries, the others wait -----------------------------------------------
 
 
-def _cached(*, dataset: str, key: str, timeout: int, fill: Callable[[], T]) -> T:
-    value: Any = cache.get(key, _ABSENT)
+def _read(key: str, generation_key: str) -> tuple[str | None, Any]:
+    """The current generation and the entry's value if it was filled under it (else _ABSENT)."""
+    found = cache.get_many([generation_key, key])
+    generation = found.get(generation_key)
+    entry = found.get(key)
+    if generation is not None and isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
+        return str(generation), entry[1]
+    return (str(generation) if generation is not None else None), _ABSENT
+
+
+def _cached(*, dataset: str, key: str, generation_key: str, timeout: int, fill: Callable[[], T]) -> T:
+    generation, value = _read(key, generation_key)
     if value is not _ABSENT:
         cache_stat_incr(dataset=dataset, outcome="hit")
-        return value
+        return cast(T, value)
     lock_key = f"lock:{key}"
     lock_timeout = settings.CACHE_FILL_LOCK_TIMEOUT
     if not cache.add(lock_key, 1, timeout=max(1, round(lock_timeout))):
         deadline = time.monotonic() + lock_timeout
         while time.monotonic() < deadline:
             time.sleep(_FILL_POLL_SECONDS)
-            value = cache.get(key, _ABSENT)
+            generation, value = _read(key, generation_key)
             if value is not _ABSENT:
                 cache_stat_incr(dataset=dataset, outcome="hit")
-                return value
+                return cast(T, value)
         logger.warning("waited %.1fs for another process to fill %s; reading the database", lock_timeout, key)
     try:
         cache_stat_incr(dataset=dataset, outcome="miss")
+        # The generation is taken before the database is read: an invalidation after this point
+        # replaces it, and the entry written below is then never served.
+        generation = generation or _new_generation(generation_key)
         result = fill()
-        cache.set(key, result, timeout=timeout)
+        cache.set(key, (generation, result), timeout=timeout)
     finally:
         cache.delete(lock_key)
     return result
 
 
-def _cached_or_database(*, dataset: str, key_of: Callable[[], str], timeout: int, fill: Callable[[], T]) -> T:
+def _cached_or_database(*, dataset: str, key: str, generation_key: str, timeout: int, fill: Callable[[], T]) -> T:
     try:
-        return _cached(dataset=dataset, key=key_of(), timeout=timeout, fill=fill)
+        return _cached(dataset=dataset, key=key, generation_key=generation_key, timeout=timeout, fill=fill)
     except CACHE_ERRORS:
         logger.warning("cache unavailable for %s; reading the database", dataset)
         return fill()
@@ -105,15 +116,15 @@ def _cached_or_database(*, dataset: str, key_of: Callable[[], str], timeout: int
 
 
 def workspace_key(*, instagram_account_id: str) -> str:
-    generation = _generation(workspace_generation_key(instagram_account_id=instagram_account_id))
-    return f"workspace:{generation}:{instagram_account_id}"
+    return f"workspace:{instagram_account_id}"
 
 
 def workspace_cached(*, instagram_account_id: str, fill: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
     """The active workspace's fields as a dict, or None when no active workspace has this account id."""
     return _cached_or_database(
         dataset=WORKSPACE,
-        key_of=lambda: workspace_key(instagram_account_id=instagram_account_id),
+        key=workspace_key(instagram_account_id=instagram_account_id),
+        generation_key=workspace_generation_key(instagram_account_id=instagram_account_id),
         timeout=settings.CACHE_WORKSPACE_TTL,
         fill=fill,
     )
@@ -122,10 +133,9 @@ def workspace_cached(*, instagram_account_id: str, fill: Callable[[], dict[str, 
 # --- automations for a workspace, type and post -----------------------------------------------------
 
 
-def automation_key(*, workspace_id: int, type: str, media_id: str) -> str:
-    generation = _generation(automation_generation_key(workspace_id=workspace_id))
+def automation_key(*, workspace_id: Any, type: str, media_id: str) -> str:
     # Automations of other types do not depend on the post: one entry each, whatever the post.
-    return f"automation:{workspace_id}:{generation}:{type}:{media_id or '-'}"
+    return f"automation:{workspace_id}:{type}:{media_id or '-'}"
 
 
 def automations_cached(
@@ -134,7 +144,8 @@ def automations_cached(
     """The active automations that may answer an event on this post, in the order they are tried."""
     return _cached_or_database(
         dataset=AUTOMATION,
-        key_of=lambda: automation_key(workspace_id=workspace_id, type=type, media_id=media_id),
+        key=automation_key(workspace_id=workspace_id, type=type, media_id=media_id),
+        generation_key=automation_generation_key(workspace_id=workspace_id),
         timeout=settings.CACHE_AUTOMATION_TTL,
         fill=fill,
     )

@@ -86,7 +86,8 @@ def test_cache_holds_plain_data_and_never_shows_the_token(workspace: Workspace, 
     import pickle
 
     [key] = clean_redis.scan_iter(match="instabot-test:cache:1:workspace:*")
-    value = pickle.loads(clean_redis.get(key))  # noqa: S301
+    generation, value = pickle.loads(clean_redis.get(key))  # noqa: S301
+    assert isinstance(generation, str)
     assert type(value) is dict and value["access_token"] == TOKEN
 
 
