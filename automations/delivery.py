@@ -146,15 +146,19 @@ def send_once(
     """
     entry_key = ledger_key(account_id=account_id, event_id=event_id, action=action)
     ledger = _Ledger(entry_key)
-    existing = ledger.get()
-    if isinstance(existing, str):
-        return _resolve_existing_claim(existing)
-    send_permit_acquire(account_id=account_id, private_reply=private_reply)
     claim = f"pending:{time.time():.3f}:{uuid.uuid4().hex}"
+    # Claim first (one round trip when nobody sent it yet); read the claim only when it is taken.
     if not ledger.add(claim):
-        other = ledger.get()
-        if isinstance(other, str):
-            return _resolve_existing_claim(other)
+        existing = ledger.get()
+        if isinstance(existing, str):
+            return _resolve_existing_claim(existing)
+        if not ledger.add(claim):  # released between the two reads: whoever claims now sends
+            raise TransientDeliveryError("another attempt is sending this right now")
+    try:
+        send_permit_acquire(account_id=account_id, private_reply=private_reply)
+    except BaseException:
+        ledger.release(claim)
+        raise
     try:
         response = send()
     except GraphAPIError as exc:

@@ -255,6 +255,9 @@ GRAPH_API_BASE_URL = env_str("GRAPH_API_BASE_URL", "https://graph.instagram.com"
 GRAPH_API_VERSION = env_str("GRAPH_API_VERSION", "v21.0")
 GRAPH_API_CONNECT_TIMEOUT = env_float("GRAPH_API_CONNECT_TIMEOUT", 3.05)
 GRAPH_API_READ_TIMEOUT = env_float("GRAPH_API_READ_TIMEOUT", 10.0)
+# An outbound proxy for Graph API calls (http://host:port), if the network needs one. HTTP(S)_PROXY
+# are not read: looking them up on every request is too costly at thousands of calls a second.
+GRAPH_API_PROXY = env_str("GRAPH_API_PROXY", "")
 
 # --- Webhook intake ----------------------------------------------------------------------------
 # Meta batches up to 1000 updates in one delivery; 8 MiB leaves room for that and more.
