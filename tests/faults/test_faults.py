@@ -174,7 +174,9 @@ def test_worker_killed_with_jobs_in_flight_nothing_lost_or_doubled(
     # RQ recovered the killed worker's job; its send, cut off mid-request, is parked as uncertain
     # (never sent twice), and the fake Graph API saw it arrive once.
     assert unfinished_jobs() == 0, replacement.output()[-6000:]
-    assert len(parked) == 1 and "uncertain" in parked[0].reason
+    # At most CONCURRENCY (3) sends were cut off mid-request.
+    assert 1 <= len(parked) <= 3
+    assert all("uncertain" in letter.reason for letter in parked)
     assert (lost, doubled) == (0, 0), replacement.output()[-4000:]
 
 
