@@ -121,17 +121,17 @@ class SendOutcome(StrEnum):
 
 
 def ledger_key(*, account_id: str, event_id: str, action: str) -> str:
-    return f"sent:{account_id}:{event_id}:{action}"
+    return key("sent", account_id, event_id, action)
 
 
 def ledger_clear_unfinished(*, account_id: str, event_id: str, actions: list[str]) -> int:
     """Forget pending or uncertain claims (never `done` ones), so a replay may send again."""
     cleared = 0
     for action in actions:
-        entry_key = ledger_key(account_id=account_id, event_id=event_id, action=action)
-        value = cache.get(entry_key)
+        ledger = _Ledger(ledger_key(account_id=account_id, event_id=event_id, action=action))
+        value = ledger.get()
         if isinstance(value, str) and not value.startswith("done"):
-            cache.delete(entry_key)
+            ledger.delete()
             cleared += 1
     return cleared
 
@@ -147,18 +147,9 @@ def send_once(
     entry_key = ledger_key(account_id=account_id, event_id=event_id, action=action)
     ledger = _Ledger(entry_key)
     claim = f"pending:{time.time():.3f}:{uuid.uuid4().hex}"
-    # Claim first (one round trip when nobody sent it yet); read the claim only when it is taken.
-    if not ledger.add(claim):
-        existing = ledger.get()
-        if isinstance(existing, str):
-            return _resolve_existing_claim(existing)
-        if not ledger.add(claim):  # released between the two reads: whoever claims now sends
-            raise TransientDeliveryError("another attempt is sending this right now")
-    try:
-        send_permit_acquire(account_id=account_id, private_reply=private_reply)
-    except BaseException:
-        ledger.release(claim)
-        raise
+    existing = ledger.claim(claim, account_id=account_id, private_reply=private_reply)
+    if existing is not None:
+        return _resolve_existing_claim(existing)
     try:
         response = send()
     except GraphAPIError as exc:
@@ -190,11 +181,14 @@ def send_once(
 
 
 class _Ledger:
-    """One ledger entry in Django's cache; an unreachable cache reads as empty and accepts claims."""
+    """One ledger entry: in Redis (raw strings under Instabot's prefix), or in Django's in-process
+    cache when Redis is disabled. During inline processing an unreachable Redis reads as empty and
+    accepts claims; anywhere else a Redis error propagates (the job fails and is retried)."""
 
     def __init__(self, entry_key: str) -> None:
         self.key = entry_key
         self.ttl = settings.DELIVERY_LEDGER_TTL_SECONDS
+        self.redis = get_redis() if settings.REDIS_ENABLED else None
         self.available = True
 
     def _guard(self, operation: Callable[[], Any], default: Any) -> Any:
@@ -209,18 +203,68 @@ class _Ledger:
             logger.warning("delivery ledger unavailable (%s): %s is sent unguarded", type(exc).__name__, self.key)
             return default
 
-    def get(self) -> Any:
-        return self._guard(lambda: cache.get(self.key), None)
+    def claim(self, claim: str, *, account_id: str, private_reply: bool) -> str | None:
+        """Claim the send and take a slot of the account's send limits, in one round trip.
 
-    def add(self, value: str) -> bool:
-        return bool(self._guard(lambda: cache.add(self.key, value, timeout=self.ttl), True))
+        Returns the existing entry when the send was claimed before (nothing taken); raises
+        `SendDeferred` when the account is paused or at its limit for longer than a short wait.
+        """
+        if self.redis is None:
+            if cache.add(self.key, claim, timeout=self.ttl):
+                return None
+            return _text(cache.get(self.key))
+        keys = [self.key, pause_key(account_id=account_id), key("rate", account_id, "send")]
+        args: list[Any] = [settings.SEND_LIMIT_PER_SECOND, 1000]
+        if private_reply:
+            keys.append(key("rate", account_id, "private_reply"))
+            args += [settings.PRIVATE_REPLY_LIMIT_PER_HOUR, 3600 * 1000]
+        deadline = time.monotonic() + MAX_INLINE_WAIT_SECONDS
+        client = self.redis
+        while True:
+            now_ms = int(time.time() * 1000)
+            result = self._guard(
+                lambda: client.eval(_CLAIM_SCRIPT, len(keys), *keys, claim, self.ttl, now_ms, *args),  # noqa: B023
+                [0],
+            )
+            if int(result[0]) == 0:
+                return None
+            if int(result[0]) == 1:
+                return _text(result[1])
+            wait = int(result[1]) / 1000
+            if time.monotonic() + wait > deadline:
+                raise SendDeferred(wait, f"account {account_id} is paused or at its send limit")
+            time.sleep(wait)
+
+    def get(self) -> str | None:
+        if self.redis is None:
+            return _text(cache.get(self.key))
+        client = self.redis
+        return _text(self._guard(lambda: client.get(self.key), None))
 
     def set(self, value: str) -> None:
-        self._guard(lambda: cache.set(self.key, value, timeout=self.ttl), None)
+        if self.redis is None:
+            cache.set(self.key, value, timeout=self.ttl)
+            return
+        client = self.redis
+        self._guard(lambda: client.set(self.key, value, ex=self.ttl), None)
+
+    def delete(self) -> None:
+        if self.redis is None:
+            cache.delete(self.key)
+            return
+        client = self.redis
+        self._guard(lambda: client.delete(self.key), None)
 
     def release(self, claim: str) -> None:
+        """Give up our own claim (never someone else's)."""
         if self.get() == claim:
-            self._guard(lambda: cache.delete(self.key), None)
+            self.delete()
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode()
+    return value if isinstance(value, str) else None
 
 
 def _resolve_existing_claim(value: str) -> SendOutcome:
@@ -236,17 +280,20 @@ def _resolve_existing_claim(value: str) -> SendOutcome:
 
 # --- Send limits and pauses ----------------------------------------------------------------------
 
-# KEYS[1] = the account's pause key; KEYS[2..] = sliding-window sorted sets.
-# ARGV[1] = now (ms), ARGV[2] = unique member, then (limit, window ms) for each window.
-# Returns 0 when a send may go now, else the milliseconds to wait. Nothing is recorded on a refusal.
-_PERMIT_SCRIPT = """
-local now = tonumber(ARGV[1])
-local pause = redis.call('PTTL', KEYS[1])
-if pause > 0 then return pause end
+# One call per send: was it claimed already, may the account send now, and if so claim it and take
+# a slot of each sliding window. KEYS: the ledger entry, the account's pause key, the window sorted
+# sets. ARGV: the claim, the ledger TTL (s), now (ms), then (limit, window ms) for each window.
+# Returns {0} claimed; {1, existing entry}; {2, ms to wait} (nothing recorded then).
+_CLAIM_SCRIPT = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {1, existing} end
+local now = tonumber(ARGV[3])
+local pause = redis.call('PTTL', KEYS[2])
+if pause > 0 then return {2, pause} end
 local wait = 0
-for i = 2, #KEYS do
-  local limit = tonumber(ARGV[2 * i - 1])
-  local window = tonumber(ARGV[2 * i])
+for i = 3, #KEYS do
+  local limit = tonumber(ARGV[2 * i - 2])
+  local window = tonumber(ARGV[2 * i - 1])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
   if redis.call('ZCARD', KEYS[i]) >= limit then
     local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
@@ -254,12 +301,13 @@ for i = 2, #KEYS do
     if w > wait then wait = w end
   end
 end
-if wait > 0 then return wait end
-for i = 2, #KEYS do
-  redis.call('ZADD', KEYS[i], now, ARGV[2])
-  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 * i]))
+if wait > 0 then return {2, wait} end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+for i = 3, #KEYS do
+  redis.call('ZADD', KEYS[i], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 * i - 1]))
 end
-return 0
+return {0}
 """
 
 # Short waits are spent in the job; longer ones hand the job back to run later.
@@ -278,34 +326,6 @@ def account_pause(*, account_id: str, seconds: float) -> None:
     except redis.RedisError:
         logger.warning("could not record a pause for account %s: Redis unavailable", account_id)
     logger.warning("sends for account %s paused for %.0f s", account_id, seconds)
-
-
-def send_permit_acquire(*, account_id: str, private_reply: bool) -> None:
-    """Wait briefly for a send slot of this account, or raise `SendDeferred`. Across all workers."""
-    if not settings.REDIS_ENABLED:
-        return
-    keys = [pause_key(account_id=account_id), key("rate", account_id, "send")]
-    args: list[Any] = [settings.SEND_LIMIT_PER_SECOND, 1000]
-    if private_reply:
-        keys.append(key("rate", account_id, "private_reply"))
-        args += [settings.PRIVATE_REPLY_LIMIT_PER_HOUR, 3600 * 1000]
-    deadline = time.monotonic() + MAX_INLINE_WAIT_SECONDS
-    client = get_redis()
-    while True:
-        try:
-            raw_wait = client.eval(_PERMIT_SCRIPT, len(keys), *keys, int(time.time() * 1000), uuid.uuid4().hex, *args)
-        except redis.RedisError as exc:
-            if not unguarded_sends_allowed.get():
-                raise
-            logger.warning("send limits unavailable (%s): sending for %s unlimited", type(exc).__name__, account_id)
-            return
-        wait_ms = int(raw_wait)
-        if wait_ms <= 0:
-            return
-        wait = wait_ms / 1000
-        if time.monotonic() + wait > deadline:
-            raise SendDeferred(wait, f"account {account_id} is paused or at its send limit")
-        time.sleep(wait)
 
 
 @dataclass(frozen=True)
