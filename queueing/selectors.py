@@ -3,7 +3,6 @@
 import logging
 from typing import Any
 
-from django.db import DatabaseError
 from rq.registry import (
     DeferredJobRegistry,
     FailedJobRegistry,
@@ -58,7 +57,7 @@ def workers_list() -> list[dict[str, Any]]:
 def queue_status_get() -> dict[str, Any]:
     try:
         backlog: int | None = fallback_backlog_count()
-    except DatabaseError:
+    except Exception:  # any backend's failure: pymongo's errors are not Django's DatabaseError
         logger.warning("fallback backlog unknown: database unavailable")
         backlog = None
     events = stats_get()

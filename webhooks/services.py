@@ -3,7 +3,6 @@ from collections.abc import Sequence
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError
 
 from automations.delivery import unguarded_sends_allowed
 from automations.services import event_handle
@@ -38,7 +37,7 @@ def webhook_events_dispatch(*, events: Sequence[InstagramEvent]) -> None:
         try:
             fallback_events_store(events=events)
             return
-        except DatabaseError as exc:
+        except Exception as exc:  # any backend's failure: pymongo's errors are not Django's DatabaseError
             logger.error("database fallback unavailable (%s): processing inline", type(exc).__name__)
     _process_inline(events)
 
