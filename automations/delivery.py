@@ -325,6 +325,7 @@ def account_pause(*, account_id: str, seconds: float) -> None:
         get_redis().set(pause_key(account_id=account_id), "1", px=max(1, int(seconds * 1000)))
     except redis.RedisError:
         logger.warning("could not record a pause for account %s: Redis unavailable", account_id)
+        return
     logger.warning("sends for account %s paused for %.0f s", account_id, seconds)
 
 

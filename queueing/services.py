@@ -26,7 +26,7 @@ def queue_for_payload(event: dict[str, Any]) -> str:
     return QUEUE_FOR_KIND[EventKind(event["kind"])]
 
 
-def event_job_data(event: dict[str, Any], *, job_id: str | None = None) -> Any:
+def event_job_data(event: dict[str, Any]) -> Any:
     """Everything RQ needs to queue one event's job, retries for transient Graph errors included."""
     attempts = settings.DELIVERY_MAX_ATTEMPTS
     intervals = backoff_intervals(
@@ -40,7 +40,6 @@ def event_job_data(event: dict[str, Any], *, job_id: str | None = None) -> Any:
         failure_ttl=FAILURE_TTL_SECONDS,
         description=f"{event['kind']} {event['event_id']} for {event['account_id']}",
         retry=Retry(max=attempts - 1, interval=intervals) if attempts > 1 else None,
-        job_id=job_id,
     )
 
 
