@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django_redis.exceptions import ConnectionInterrupted
 
+from automations.context import EventContext
 from automations.stats import cache_stat_incr
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,30 @@ def _cached_or_database(*, dataset: str, key: str, generation_key: str, timeout:
         return fill()
 
 
+def _decode(raw: Any) -> Any:
+    return None if raw is None else cache.client.decode(raw)  # type: ignore[attr-defined]
+
+
+async def _acached(
+    *, context: EventContext, dataset: str, key: str, generation_key: str, timeout: int, fill: Callable[[], T]
+) -> T:
+    """`_cached_or_database` for the event loop: a hit is one async MGET; a miss fills in the context's
+    thread pool (lock, database read and all), so the loop never waits on the database."""
+    if context.redis is not None:
+        try:
+            raw_generation, raw_entry = await context.redis.mget(cache.make_key(generation_key), cache.make_key(key))
+        except CACHE_ERRORS:
+            raw_generation = raw_entry = None
+        if raw_generation is not None and raw_entry is not None:
+            generation, entry = _decode(raw_generation), _decode(raw_entry)
+            if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
+                cache_stat_incr(dataset=dataset, outcome="hit")
+                return cast(T, entry[1])
+    return await context.run_sync(
+        lambda: _cached_or_database(dataset=dataset, key=key, generation_key=generation_key, timeout=timeout, fill=fill)
+    )
+
+
 # --- workspaces by Instagram account id ---------------------------------------------------------
 
 
@@ -122,6 +147,19 @@ def workspace_key(*, instagram_account_id: str) -> str:
 def workspace_cached(*, instagram_account_id: str, fill: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
     """The active workspace's fields as a dict, or None when no active workspace has this account id."""
     return _cached_or_database(
+        dataset=WORKSPACE,
+        key=workspace_key(instagram_account_id=instagram_account_id),
+        generation_key=workspace_generation_key(instagram_account_id=instagram_account_id),
+        timeout=settings.CACHE_WORKSPACE_TTL,
+        fill=fill,
+    )
+
+
+async def aworkspace_cached(
+    *, context: EventContext, instagram_account_id: str, fill: Callable[[], dict[str, Any] | None]
+) -> dict[str, Any] | None:
+    return await _acached(
+        context=context,
         dataset=WORKSPACE,
         key=workspace_key(instagram_account_id=instagram_account_id),
         generation_key=workspace_generation_key(instagram_account_id=instagram_account_id),
@@ -151,6 +189,19 @@ def automations_cached(
     )
 
 
+async def aautomations_cached(
+    *, context: EventContext, workspace_id: Any, type: str, media_id: str, fill: Callable[[], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    return await _acached(
+        context=context,
+        dataset=AUTOMATION,
+        key=automation_key(workspace_id=workspace_id, type=type, media_id=media_id),
+        generation_key=automation_generation_key(workspace_id=workspace_id),
+        timeout=settings.CACHE_AUTOMATION_TTL,
+        fill=fill,
+    )
+
+
 # --- conversation states: they live in the cache only -----------------------------------------------
 
 
@@ -167,6 +218,21 @@ def user_state_get(*, workspace_id: int, instagram_user_id: str) -> dict[str, An
     except CACHE_ERRORS:
         logger.warning("cache unavailable: conversation state of workspace %s not read", workspace_id)
         return None
+    return value
+
+
+async def auser_state_get(*, context: EventContext, workspace_id: Any, instagram_user_id: str) -> dict[str, Any] | None:
+    if context.redis is None:
+        return await context.run_sync(
+            lambda: user_state_get(workspace_id=workspace_id, instagram_user_id=instagram_user_id)
+        )
+    key = user_state_key(workspace_id=workspace_id, instagram_user_id=instagram_user_id)
+    try:
+        value: dict[str, Any] | None = _decode(await context.redis.get(cache.make_key(key)))
+    except CACHE_ERRORS:
+        logger.warning("cache unavailable: conversation state of workspace %s not read", workspace_id)
+        return None
+    cache_stat_incr(dataset=USER_STATE, outcome="miss" if value is None else "hit")
     return value
 
 

@@ -6,10 +6,11 @@ job that runs twice stores one Lead and treats only a later DM as fresh.
 """
 
 import logging
+from typing import Any
 
-from automations.cache import user_state_delete, user_state_get, user_state_set
+from automations.cache import auser_state_get, user_state_delete, user_state_set
+from automations.context import EventContext
 from automations.delivery import ACTION_CONFIRMATION, send_once
-from automations.graph import GraphClient
 from automations.models import Lead
 from automations.selectors import AutomationData, WorkspaceData, automation_get_collecting
 from webhooks.events import InstagramEvent
@@ -28,29 +29,21 @@ def conversation_start(*, workspace: WorkspaceData, automation: AutomationData, 
     )
 
 
-def conversation_answer(*, workspace: WorkspaceData, event: InstagramEvent, graph: GraphClient) -> bool:
+async def conversation_answer(*, context: EventContext, workspace: WorkspaceData, event: InstagramEvent) -> bool:
     """True when this DM answered a pending question: stored as a Lead and confirmed; else it is a fresh DM."""
-    state = user_state_get(workspace_id=workspace.id, instagram_user_id=event.sender_id)
+    state = await auser_state_get(context=context, workspace_id=workspace.id, instagram_user_id=event.sender_id)
     if state is None:
         return False
-    answered_by = state.get("answered_by")
-    if answered_by is not None and answered_by != event.event_id:
-        user_state_delete(workspace_id=workspace.id, instagram_user_id=event.sender_id)
+    automation = await context.run_sync(lambda: _answer_store(workspace=workspace, event=event, state=state))
+    if automation is None:
         return False
-    automation = automation_get_collecting(automation_id=state["automation_id"], workspace_id=workspace.id)
-    if automation is None:  # deleted, deactivated or no longer asking since the question
-        user_state_delete(workspace_id=workspace.id, instagram_user_id=event.sender_id)
-        return False
-    lead_create(workspace=workspace, automation=automation, event=event)
-    user_state_set(
-        workspace_id=workspace.id, instagram_user_id=event.sender_id, state={**state, "answered_by": event.event_id}
-    )
     if automation.confirmation_text:
-        send_once(
+        await send_once(
+            context=context,
             account_id=workspace.instagram_account_id,
             event_id=event.event_id,
             action=ACTION_CONFIRMATION,
-            send=lambda: graph.send_message(
+            send=lambda: context.graph.send_message(
                 access_token=workspace.access_token,
                 recipient={"id": event.sender_id},
                 text=automation.confirmation_text,
@@ -58,6 +51,23 @@ def conversation_answer(*, workspace: WorkspaceData, event: InstagramEvent, grap
         )
     logger.info("stored the answer %s of workspace %s to automation %r", event.event_id, workspace.id, automation.name)
     return True
+
+
+def _answer_store(*, workspace: WorkspaceData, event: InstagramEvent, state: dict[str, Any]) -> AutomationData | None:
+    """Store the answer as a Lead and remember which message answered; None when it is a fresh DM."""
+    answered_by = state.get("answered_by")
+    if answered_by is not None and answered_by != event.event_id:
+        user_state_delete(workspace_id=workspace.id, instagram_user_id=event.sender_id)
+        return None
+    automation = automation_get_collecting(automation_id=state["automation_id"], workspace_id=workspace.id)
+    if automation is None:  # deleted, deactivated or no longer asking since the question
+        user_state_delete(workspace_id=workspace.id, instagram_user_id=event.sender_id)
+        return None
+    lead_create(workspace=workspace, automation=automation, event=event)
+    user_state_set(
+        workspace_id=workspace.id, instagram_user_id=event.sender_id, state={**state, "answered_by": event.event_id}
+    )
+    return automation
 
 
 def lead_create(*, workspace: WorkspaceData, automation: AutomationData, event: InstagramEvent) -> Lead:

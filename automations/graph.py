@@ -1,4 +1,7 @@
-"""The one client for Meta's Graph API: a pooled `requests.Session`, explicit timeouts, typed errors.
+"""Clients for Meta's Graph API: explicit timeouts, keep-alive pools, typed errors.
+
+`AsyncGraphClient` (aiohttp) is what jobs send with; `GraphClient` (requests) serves management
+commands and other synchronous callers. Both read Meta's answers with the same functions.
 
 Tokens travel in the `Authorization` header only, never in URLs, so no log line or exception
 built from a request can carry one.
@@ -7,11 +10,15 @@ built from a request can carry one.
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+import urllib3.exceptions
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    pass
 
 
 class GraphAPIError(Exception):
@@ -64,11 +71,12 @@ class GraphAPIError(Exception):
 
 
 class GraphAPIConnectionError(GraphAPIError):
-    """No answer: the request never reached Meta (connection refused, reset, connect timeout)."""
+    """The request provably never left: connection refused, DNS failure, connect timeout, TLS handshake."""
 
 
 class GraphAPITimeoutError(GraphAPIError):
-    """The request was sent but no answer came in time: Meta may or may not have acted on it."""
+    """The request was sent but no answer came (read timeout, reset, closed connection): Meta may
+    or may not have acted on it."""
 
 
 def regain_access_seconds(headers: Any) -> float:
@@ -94,28 +102,37 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def error_from_response(response: requests.Response) -> GraphAPIError:
+def graph_error_from(*, status: int, body: bytes, headers: Any) -> GraphAPIError:
+    """Meta's error answer (HTTP status, raw body, headers) as a `GraphAPIError`."""
     try:
-        body = response.json()
+        parsed = json.loads(body) if body else None
     except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
     if not isinstance(error, dict):
         return GraphAPIError(
-            f"Graph API answered HTTP {response.status_code}",
-            status=response.status_code,
-            regain_access_seconds=regain_access_seconds(response.headers),
+            f"Graph API answered HTTP {status}", status=status, regain_access_seconds=regain_access_seconds(headers)
         )
     transient = error.get("is_transient")
     return GraphAPIError(
         str(error.get("message", "Graph API error"))[:500],
-        status=response.status_code,
+        status=status,
         code=_int_or_none(error.get("code")),
         subcode=_int_or_none(error.get("error_subcode")),
         error_type=str(error.get("type", ""))[:100],
         fbtrace_id=str(error.get("fbtrace_id", ""))[:100],
         is_transient=transient if isinstance(transient, bool) else None,
-        regain_access_seconds=regain_access_seconds(response.headers),
+        regain_access_seconds=regain_access_seconds(headers),
+    )
+
+
+def graph_response_from(*, body: bytes, headers: Any) -> "GraphResponse":
+    try:
+        parsed = json.loads(body) if body else {}
+    except ValueError:
+        parsed = {}
+    return GraphResponse(
+        body=parsed if isinstance(parsed, dict) else {}, regain_access_seconds=regain_access_seconds(headers)
     )
 
 
@@ -138,6 +155,7 @@ class GraphClientConfig:
     read_timeout: float
     pool_size: int
     proxy: str = ""
+    keepalive_seconds: float = 15.0
 
 
 class GraphClient:
@@ -165,22 +183,19 @@ class GraphClient:
                 headers={"Authorization": f"Bearer {access_token}"},
                 timeout=(self.config.connect_timeout, self.config.read_timeout),
             )
-        except requests.ConnectTimeout as exc:
+        except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
             raise GraphAPIConnectionError(f"Graph API unreachable: {type(exc).__name__}") from None
-        except requests.Timeout as exc:
-            raise GraphAPITimeoutError(f"Graph API did not answer in time: {type(exc).__name__}") from None
+        except requests.ConnectionError as exc:
+            # Refused or unresolvable: nothing was sent. Anything else (reset, closed mid-answer) may
+            # have reached Meta.
+            if _never_connected(exc):
+                raise GraphAPIConnectionError(f"Graph API unreachable: {type(exc).__name__}") from None
+            raise GraphAPITimeoutError(f"Graph API connection lost: {type(exc).__name__}") from None
         except requests.RequestException as exc:
-            raise GraphAPIConnectionError(f"Graph API unreachable: {type(exc).__name__}") from None
+            raise GraphAPITimeoutError(f"Graph API did not answer: {type(exc).__name__}") from None
         if response.status_code >= 400:
-            raise error_from_response(response)
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        return GraphResponse(
-            body=body if isinstance(body, dict) else {},
-            regain_access_seconds=regain_access_seconds(response.headers),
-        )
+            raise graph_error_from(status=response.status_code, body=response.content, headers=response.headers)
+        return graph_response_from(body=response.content, headers=response.headers)
 
     def send_message(self, *, access_token: str, recipient: dict[str, str], text: str) -> GraphResponse:
         """`POST /me/messages`: a DM to an IGSID, or a private reply to a comment."""
@@ -195,6 +210,90 @@ class GraphClient:
         return self.post(path=f"{comment_id}/replies", access_token=access_token, payload={"message": text})
 
 
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Whether urllib3 failed before a connection existed (refused, DNS), so nothing was written."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+class AsyncGraphClient:
+    """The jobs' client: one aiohttp session per event loop, keep-alive pool of `pool_size` connections.
+
+    Errors say whether the request can have reached Meta: only a connection that was never made
+    (refused, DNS, connect timeout, TLS handshake) is `GraphAPIConnectionError`; a request that was
+    written and then lost its answer (read timeout, reset, closed) is `GraphAPITimeoutError`. aiohttp
+    never retries a POST by itself, so a stale keep-alive connection cannot send one twice.
+    """
+
+    def __init__(self, config: GraphClientConfig) -> None:
+        import aiohttp
+
+        self.config = config
+        self._aiohttp = aiohttp
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=config.pool_size,
+                # Closed well before servers close idle connections (Meta's edge: 60 s and more).
+                keepalive_timeout=config.keepalive_seconds,
+                ttl_dns_cache=300,
+            ),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=config.connect_timeout,
+                sock_connect=config.connect_timeout,
+                sock_read=config.read_timeout,
+            ),
+            proxy=config.proxy or None,
+            trust_env=False,
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def post(self, *, path: str, access_token: str, payload: dict[str, Any]) -> GraphResponse:
+        aiohttp = self._aiohttp
+        url = f"{self.config.base_url}/{self.config.version}/{path}"
+        headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"}
+        try:
+            async with self.session.post(url, data=json.dumps(payload), headers=headers) as response:
+                body = await response.read()
+                status = response.status
+                response_headers = response.headers
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise GraphAPIConnectionError(f"Graph API unreachable: {type(exc).__name__}") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise GraphAPITimeoutError(f"Graph API did not answer: {type(exc).__name__}") from None
+        if status >= 400:
+            raise graph_error_from(status=status, body=body, headers=response_headers)
+        return graph_response_from(body=body, headers=response_headers)
+
+    async def send_message(self, *, access_token: str, recipient: dict[str, str], text: str) -> GraphResponse:
+        """`POST /me/messages`: a DM to an IGSID, or a private reply to a comment."""
+        return await self.post(
+            path="me/messages",
+            access_token=access_token,
+            payload={"recipient": recipient, "message": {"text": text}},
+        )
+
+    async def reply_to_comment(self, *, access_token: str, comment_id: str, text: str) -> GraphResponse:
+        """`POST /{comment-id}/replies`: a public reply under the comment."""
+        return await self.post(path=f"{comment_id}/replies", access_token=access_token, payload={"message": text})
+
+
+def graph_client_config(*, pool_size: int | None = None) -> GraphClientConfig:
+    return GraphClientConfig(
+        base_url=settings.GRAPH_API_BASE_URL.rstrip("/"),
+        version=settings.GRAPH_API_VERSION,
+        connect_timeout=settings.GRAPH_API_CONNECT_TIMEOUT,
+        read_timeout=settings.GRAPH_API_READ_TIMEOUT,
+        pool_size=pool_size if pool_size is not None else max(settings.CONCURRENCY, 10),
+        proxy=settings.GRAPH_API_PROXY,
+        keepalive_seconds=settings.GRAPH_API_KEEPALIVE_SECONDS,
+    )
+
+
 _lock = threading.Lock()
 _client: GraphClient | None = None
 
@@ -202,14 +301,7 @@ _client: GraphClient | None = None
 def get_graph_client() -> GraphClient:
     """The process-wide client; rebuilt if the settings it was built from change (tests do that)."""
     global _client
-    config = GraphClientConfig(
-        base_url=settings.GRAPH_API_BASE_URL.rstrip("/"),
-        version=settings.GRAPH_API_VERSION,
-        connect_timeout=settings.GRAPH_API_CONNECT_TIMEOUT,
-        read_timeout=settings.GRAPH_API_READ_TIMEOUT,
-        pool_size=max(settings.CONCURRENCY, 10),
-        proxy=settings.GRAPH_API_PROXY,
-    )
+    config = graph_client_config()
     if _client is None or _client.config != config:
         with _lock:
             if _client is None or _client.config != config:

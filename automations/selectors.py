@@ -6,7 +6,8 @@ A job whose data is cached makes no database query; automations/cache.py says ho
 from dataclasses import dataclass, field
 from typing import Any
 
-from automations.cache import automations_cached, workspace_cached
+from automations.cache import aautomations_cached, automations_cached, aworkspace_cached, workspace_cached
+from automations.context import EventContext
 from automations.matching import keywords_match
 from automations.models import Automation, AutomationType, Workspace
 from instabot.ids import PrimaryKey
@@ -69,35 +70,35 @@ _AUTOMATION_FIELDS = [
 ]
 
 
-def workspace_get_active_by_instagram_id(*, instagram_account_id: str) -> WorkspaceData | None:
-    def fill() -> dict[str, Any] | None:
-        return (
-            Workspace.objects.filter(instagram_account_id=instagram_account_id, is_active=True)
-            .values(*_WORKSPACE_FIELDS)
-            .first()
-        )
+def _workspace_row(instagram_account_id: str) -> dict[str, Any] | None:
+    return (
+        Workspace.objects.filter(instagram_account_id=instagram_account_id, is_active=True)
+        .values(*_WORKSPACE_FIELDS)
+        .first()
+    )
 
-    data = workspace_cached(instagram_account_id=instagram_account_id, fill=fill)
+
+def workspace_get_active_by_instagram_id(*, instagram_account_id: str) -> WorkspaceData | None:
+    data = workspace_cached(
+        instagram_account_id=instagram_account_id, fill=lambda: _workspace_row(instagram_account_id)
+    )
     return WorkspaceData(**data) if data is not None else None
 
 
-def automation_list_active(
-    *, workspace_id: PrimaryKey, type: AutomationType, media_id: str = ""
-) -> list[AutomationData]:
-    """Active automations of one type that may answer an event on `media_id`, in the order they are tried.
+async def aworkspace_get_active_by_instagram_id(
+    *, context: EventContext, instagram_account_id: str
+) -> WorkspaceData | None:
+    data = await aworkspace_cached(
+        context=context, instagram_account_id=instagram_account_id, fill=lambda: _workspace_row(instagram_account_id)
+    )
+    return WorkspaceData(**data) if data is not None else None
 
-    A comment automation watches one post or (empty `media_id`) every post.
-    """
-    watched_media = media_id if type == AutomationType.COMMENT else ""
 
-    def fill() -> list[dict[str, Any]]:
-        queryset = Automation.objects.filter(workspace_id=workspace_id, type=type, is_active=True)
-        if type == AutomationType.COMMENT:
-            queryset = queryset.filter(media_id__in={"", watched_media})
-        return list(queryset.order_by("position", "id").values(*_AUTOMATION_FIELDS))
-
-    rows = automations_cached(workspace_id=workspace_id, type=str(type), media_id=watched_media, fill=fill)
-    return [AutomationData(**row) for row in rows]
+def _automation_rows(*, workspace_id: PrimaryKey, type: AutomationType, watched_media: str) -> list[dict[str, Any]]:
+    queryset = Automation.objects.filter(workspace_id=workspace_id, type=type, is_active=True)
+    if type == AutomationType.COMMENT:
+        queryset = queryset.filter(media_id__in={"", watched_media})
+    return list(queryset.order_by("position", "id").values(*_AUTOMATION_FIELDS))
 
 
 def automation_find_match(
@@ -105,9 +106,36 @@ def automation_find_match(
 ) -> AutomationData | None:
     """The first active automation for this kind of event whose media and keywords fit."""
     automation_type = AUTOMATION_TYPE_FOR_KIND[kind]
-    for automation in automation_list_active(workspace_id=workspace_id, type=automation_type, media_id=media_id):
-        if keywords_match(keywords=automation.keywords, text=text):
-            return automation
+    watched_media = media_id if automation_type == AutomationType.COMMENT else ""
+    rows = automations_cached(
+        workspace_id=workspace_id,
+        type=str(automation_type),
+        media_id=watched_media,
+        fill=lambda: _automation_rows(workspace_id=workspace_id, type=automation_type, watched_media=watched_media),
+    )
+    return _first_match(rows, text=text)
+
+
+async def aautomation_find_match(
+    *, context: EventContext, workspace_id: PrimaryKey, kind: EventKind, text: str, media_id: str = ""
+) -> AutomationData | None:
+    """`automation_find_match` for the event loop."""
+    automation_type = AUTOMATION_TYPE_FOR_KIND[kind]
+    watched_media = media_id if automation_type == AutomationType.COMMENT else ""
+    rows = await aautomations_cached(
+        context=context,
+        workspace_id=workspace_id,
+        type=str(automation_type),
+        media_id=watched_media,
+        fill=lambda: _automation_rows(workspace_id=workspace_id, type=automation_type, watched_media=watched_media),
+    )
+    return _first_match(rows, text=text)
+
+
+def _first_match(rows: list[dict[str, Any]], *, text: str) -> AutomationData | None:
+    for row in rows:
+        if keywords_match(keywords=row["keywords"], text=text):
+            return AutomationData(**row)
     return None
 
 

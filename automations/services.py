@@ -3,15 +3,15 @@
 import logging
 from enum import StrEnum
 
+from automations.context import EventContext, run_with_context
 from automations.conversations import conversation_answer, conversation_start
 from automations.delivery import ACTION_DM, ACTION_PRIVATE_REPLY, ACTION_PUBLIC_REPLY, SendOutcome, send_once
-from automations.graph import GraphClient, get_graph_client
 from automations.models import Automation, Workspace
 from automations.selectors import (
     AutomationData,
     WorkspaceData,
-    automation_find_match,
-    workspace_get_active_by_instagram_id,
+    aautomation_find_match,
+    aworkspace_get_active_by_instagram_id,
 )
 from automations.stats import stat_incr
 from webhooks.events import EventKind, InstagramEvent
@@ -29,9 +29,9 @@ class EventOutcome(StrEnum):
     LEAD_CAPTURED = "lead_captured"
 
 
-def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> EventOutcome:
+async def aevent_handle(*, context: EventContext, event: InstagramEvent) -> EventOutcome:
     """Answer one event with the first automation that matches it, or explain why not."""
-    workspace = workspace_get_active_by_instagram_id(instagram_account_id=event.account_id)
+    workspace = await aworkspace_get_active_by_instagram_id(context=context, instagram_account_id=event.account_id)
     if workspace is None:
         logger.info("skipped %s %s: no active workspace for account %s", event.kind, event.event_id, event.account_id)
         return _count(EventOutcome.UNKNOWN_ACCOUNT)
@@ -39,29 +39,35 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
     if event.sender_id == workspace.instagram_account_id:
         return _count(EventOutcome.OWN_EVENT)
     # A DM may answer an automation's follow-up question (automations/conversations.py).
-    if event.kind == EventKind.DM and conversation_answer(
-        workspace=workspace, event=event, graph=graph or get_graph_client()
-    ):
+    if event.kind == EventKind.DM and await conversation_answer(context=context, workspace=workspace, event=event):
         return _count(EventOutcome.LEAD_CAPTURED)
-    automation = automation_find_match(
-        workspace_id=workspace.pk, kind=event.kind, text=event.text, media_id=event.media_id
+    automation = await aautomation_find_match(
+        context=context, workspace_id=workspace.pk, kind=event.kind, text=event.text, media_id=event.media_id
     )
     if automation is None:
         logger.info("no automation matched %s %s of workspace %s", event.kind, event.event_id, workspace.pk)
         return _count(EventOutcome.NO_MATCH)
-    sent = automation_reply(workspace=workspace, automation=automation, event=event, graph=graph or get_graph_client())
+    sent = await automation_reply(context=context, workspace=workspace, automation=automation, event=event)
     if not sent:
         logger.info("%s %s of workspace %s was answered before: not again", event.kind, event.event_id, workspace.pk)
         return _count(EventOutcome.DUPLICATE)
-    conversation_start(workspace=workspace, automation=automation, event=event)
-    logger.info(
+    if automation.collect_reply:
+        await context.run_sync(lambda: conversation_start(workspace=workspace, automation=automation, event=event))
+    logger.debug(
         "answered %s %s of workspace %s with automation %r", event.kind, event.event_id, workspace.pk, automation.name
     )
     return _count(EventOutcome.REPLIED)
 
 
-def automation_reply(
-    *, workspace: WorkspaceData, automation: AutomationData, event: InstagramEvent, graph: GraphClient
+def event_handle(*, event: InstagramEvent, unguarded_sends: bool = False) -> EventOutcome:
+    """`aevent_handle` for synchronous callers (inline processing, rq's own workers, tests)."""
+    return run_with_context(
+        lambda context: aevent_handle(context=context, event=event), unguarded_sends=unguarded_sends
+    )
+
+
+async def automation_reply(
+    *, context: EventContext, workspace: WorkspaceData, automation: AutomationData, event: InstagramEvent
 ) -> bool:
     """Send what the automation says, each send at most once per event, whoever runs it again.
 
@@ -69,11 +75,13 @@ def automation_reply(
     """
     token = workspace.access_token
     account_id = workspace.instagram_account_id
+    graph = context.graph
     outcomes = []
     if event.kind in (EventKind.COMMENT, EventKind.LIVE_COMMENT):
         # Meta allows no public replies on Live.
         if automation.public_reply_text and event.kind == EventKind.COMMENT:
-            outcome = send_once(
+            outcome = await send_once(
+                context=context,
                 account_id=account_id,
                 event_id=event.event_id,
                 action=ACTION_PUBLIC_REPLY,
@@ -82,7 +90,8 @@ def automation_reply(
                 ),
             )
             outcomes.append(outcome)
-        outcome = send_once(
+        outcome = await send_once(
+            context=context,
             account_id=account_id,
             event_id=event.event_id,
             action=ACTION_PRIVATE_REPLY,
@@ -92,7 +101,8 @@ def automation_reply(
             ),
         )
     else:
-        outcome = send_once(
+        outcome = await send_once(
+            context=context,
             account_id=account_id,
             event_id=event.event_id,
             action=ACTION_DM,

@@ -194,6 +194,11 @@ REDIS_CIRCUIT_OPEN_SECONDS = env_float("REDIS_CIRCUIT_OPEN_SECONDS", 5.0)
 # long past its last heartbeat a running job counts as abandoned (RQ's fixed 60 s).
 WORKER_MAINTENANCE_INTERVAL_SECONDS = env_int("WORKER_MAINTENANCE_INTERVAL_SECONDS", 60)
 WORKER_HEARTBEAT_GRACE_SECONDS = env_int("WORKER_HEARTBEAT_GRACE_SECONDS", 60)
+# Threads of a worker process for synchronous work: database reads on a cache miss, follow-up
+# questions, plain (non-Instabot) job functions. Bounds the database connections of one worker.
+WORKER_SYNC_THREADS = env_int("WORKER_SYNC_THREADS", 8)
+# Redis connections of a worker's event loop (commands are short; jobs share them).
+WORKER_REDIS_CONNECTIONS = env_int("WORKER_REDIS_CONNECTIONS", 16)
 # How often a running worker moves fallback events back into the queues.
 FALLBACK_RELAY_INTERVAL_SECONDS = env_float("FALLBACK_RELAY_INTERVAL_SECONDS", 5.0)
 
@@ -258,6 +263,9 @@ GRAPH_API_READ_TIMEOUT = env_float("GRAPH_API_READ_TIMEOUT", 10.0)
 # An outbound proxy for Graph API calls (http://host:port), if the network needs one. HTTP(S)_PROXY
 # are not read: looking them up on every request is too costly at thousands of calls a second.
 GRAPH_API_PROXY = env_str("GRAPH_API_PROXY", "")
+# Idle keep-alive connections to the Graph API are closed after this many seconds, well before the
+# server would close them (a request written on a connection the server is closing may be lost).
+GRAPH_API_KEEPALIVE_SECONDS = env_float("GRAPH_API_KEEPALIVE_SECONDS", 15.0)
 
 # --- Webhook intake ----------------------------------------------------------------------------
 # Meta batches up to 1000 updates in one delivery; 8 MiB leaves room for that and more.

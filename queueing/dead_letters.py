@@ -13,9 +13,11 @@ import redis
 from rq import Queue
 from rq.job import Job
 
-from automations.delivery import EVENT_ACTIONS, ledger_clear_unfinished
+from automations.delivery import EVENT_ACTIONS
+from automations.ledger import ledger_clear_unfinished
 from instabot.redis import get_redis
 from queueing.queues import get_queue
+from queueing.services import EVENT_JOB, event_job_data
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +43,8 @@ def dead_letter_queue() -> Queue:
 def dead_letter_park(
     *, event: dict[str, Any], origin_queue: str, reason: str, error: dict[str, Any] | None, attempts: int
 ) -> str:
-    from queueing.jobs import process_instagram_event
-
     job = dead_letter_queue().enqueue(
-        process_instagram_event,
+        EVENT_JOB,
         kwargs={"event": event},
         ttl=DEAD_LETTER_TTL_SECONDS,
         result_ttl=0,
@@ -94,8 +94,6 @@ def dead_letter_replay(*, job_id: str) -> str | None:
 
     None when that dead letter is not (or no longer) there, e.g. another replay took it first.
     """
-    from queueing.services import event_job_data
-
     dead = dead_letter_queue()
     job = dead.fetch_job(job_id)
     if job is None:

@@ -1,10 +1,14 @@
 """RQ jobs. Each takes plain data and calls one service; each is safe to run twice.
 
 What a failure becomes:
-- transient (Meta 5xx, codes 1 and 2, no connection): raised, so RQ retries it on the computed
+- transient (Meta 5xx, codes 1 and 2, no connection made): raised, so RQ retries it on the computed
   backoff schedule; after the last attempt it is parked in the dead letters;
-- terminal (expired token, permission, unknown user, uncertain outcome): parked at once;
+- terminal (expired token, permission, unknown user) and uncertain (the request may have reached
+  Meta): parked at once;
 - deferred (send limit or Meta throttling): queued again for later, not counted as an attempt.
+
+The worker engine (queueing/workers.py) awaits `aprocess_instagram_event` on its event loop; any
+other RQ worker calls `process_instagram_event`, which runs the same code on a loop of its own.
 """
 
 import logging
@@ -12,34 +16,41 @@ from datetime import timedelta
 from typing import Any
 
 from rq import get_current_job
+from rq.job import Job
 
+from automations.context import EventContext, run_with_context
 from automations.delivery import SendDeferred, TerminalDeliveryError, TransientDeliveryError
-from automations.services import event_handle
+from automations.services import aevent_handle
 from automations.stats import stat_incr
+from queueing.dead_letters import dead_letter_park
+from queueing.queues import get_queue
+from queueing.services import event_job_data, queue_for_payload
 from webhooks.events import InstagramEvent
 
 logger = logging.getLogger(__name__)
 
 
 def process_instagram_event(event: dict[str, Any]) -> str:
+    job = get_current_job()
+    return run_with_context(lambda context: aprocess_instagram_event(context=context, event=event, job=job))
+
+
+async def aprocess_instagram_event(*, context: EventContext, event: dict[str, Any], job: Job | None) -> str:
     try:
-        return str(event_handle(event=InstagramEvent.from_payload(event)))
-    except SendDeferred as deferred:
-        return _defer(event, deferred)
+        return str(await aevent_handle(context=context, event=InstagramEvent.from_payload(event)))
+    except SendDeferred as exc:
+        deferred = exc
+        return await context.run_sync(lambda: _defer(event, deferred=deferred, job=job))
     except TransientDeliveryError as exc:
-        job = get_current_job()
         if job is not None and job.retries_left:
             raise
-        return _park(event, reason=f"retries exhausted: {exc}", error=exc.error)
+        reason, error = f"retries exhausted: {exc}", exc.error
     except TerminalDeliveryError as exc:
-        return _park(event, reason=str(exc), error=exc.error)
+        reason, error = str(exc), exc.error
+    return await context.run_sync(lambda: _park(event, reason=reason, error=error, job=job))
 
 
-def _park(event: dict[str, Any], *, reason: str, error: dict[str, Any] | None) -> str:
-    from queueing.dead_letters import dead_letter_park
-    from queueing.services import queue_for_payload
-
-    job = get_current_job()
+def _park(event: dict[str, Any], *, reason: str, error: dict[str, Any] | None, job: Job | None) -> str:
     attempts = 1
     if job is not None and job.retry_intervals and job.retries_left is not None:
         attempts = len(job.retry_intervals) - job.retries_left + 1
@@ -54,11 +65,7 @@ def _park(event: dict[str, Any], *, reason: str, error: dict[str, Any] | None) -
     return "dead_lettered"
 
 
-def _defer(event: dict[str, Any], deferred: SendDeferred) -> str:
-    from queueing.queues import get_queue
-    from queueing.services import event_job_data, queue_for_payload
-
-    job = get_current_job()
+def _defer(event: dict[str, Any], *, deferred: SendDeferred, job: Job | None) -> str:
     queue = get_queue(job.origin if job is not None else queue_for_payload(event))
     data = event_job_data(event)
     queue.enqueue_in(

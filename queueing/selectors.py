@@ -13,7 +13,7 @@ from rq.registry import (
 from rq.worker import Worker
 
 from automations.cache import DATASETS
-from automations.delivery import account_holds_list
+from automations.send_limits import account_holds_list
 from automations.stats import cache_stats_get, stats_get
 from instabot.redis import get_redis
 from queueing.dead_letters import DEAD_LETTER_QUEUE, dead_letter_count

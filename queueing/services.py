@@ -7,9 +7,8 @@ from django.conf import settings
 from rq import Queue, Retry
 from rq.job import Job
 
-from automations.delivery import backoff_intervals
+from automations.retry_schedule import backoff_intervals
 from instabot.redis import get_redis
-from queueing.jobs import process_instagram_event
 from queueing.queues import QUEUE_FOR_KIND, get_queue
 from webhooks.events import EventKind, InstagramEvent
 
@@ -20,6 +19,8 @@ logger = logging.getLogger(__name__)
 # job. The dashboard still shows queued, started and failed jobs; failures are kept a week.
 RESULT_TTL_SECONDS = 0
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
+# By name, so that this module (imported by the jobs) does not import them back.
+EVENT_JOB = "queueing.jobs.process_instagram_event"
 
 
 def queue_for_payload(event: dict[str, Any]) -> str:
@@ -33,7 +34,7 @@ def event_job_data(event: dict[str, Any]) -> Any:
         attempts=attempts, base=settings.DELIVERY_BACKOFF_BASE_SECONDS, cap=settings.DELIVERY_BACKOFF_MAX_SECONDS
     )
     return Queue.prepare_data(
-        process_instagram_event,
+        EVENT_JOB,
         kwargs={"event": event},
         timeout=settings.JOB_TIMEOUT,
         result_ttl=RESULT_TTL_SECONDS,

@@ -1,67 +1,78 @@
-"""`ConcurrentWorker`: one RQ worker process that keeps up to `CONCURRENCY` jobs in flight.
+"""`InstabotWorker`: the RQ worker `manage.py rqworker high default low` runs, an asyncio engine.
 
-Every Instabot job waits on one Graph API call, so a process that runs one job at a time idles on the
-network. This worker keeps RQ's job model (status, started/finished/failed registries, `Retry`,
-timeouts, exception handlers, `--burst`, the worker hash the dashboard reads) and changes only how jobs
-are taken and run:
+Every Instabot job waits on one Graph API call, so one process keeps up to `CONCURRENCY` jobs in
+flight on an event loop, with asyncio Redis and a keep-alive HTTP client. Jobs stay RQ jobs in RQ's
+queues and registries (`rq info`, the django-rq dashboard, `rq requeue`, `Retry`, scheduled jobs,
+`--burst`, `rq suspend` and the failed registry all keep working); what the engine writes of RQ's
+data model is in queueing/rq_bridge.py.
 
-- the main thread dequeues while a slot is free, always highest queue first, then hands each job to
-  one of `concurrency` threads that run RQ's own `perform_job`;
-- jobs are popped and marked started in batches (one round trip each for as many jobs as there are
-  free slots), and a finished job costs one MULTI/EXEC instead of RQ's WATCH + read + MULTI/EXEC,
-  separate heartbeats and state writes;
-- SIGTERM stops dequeuing, lets the jobs in flight finish within `stop_grace_seconds`, then exits; a
-  second signal exits at once and leaves unfinished jobs in the started registry, where RQ's
-  maintenance fails (or retries) them as it does for any dead worker.
+- Taking jobs: one Lua call pops up to the number of free slots, highest queue first, and records each
+  job as started (status, started registry, execution) in the same atomic step. A job is always in a
+  queue or a started registry: if this process dies at any point, RQ's registry cleanup (worker
+  maintenance, every `WORKER_MAINTENANCE_INTERVAL_SECONDS`) retries or fails it.
+- Running: Instabot's own job (`queueing.jobs.process_instagram_event`) runs on the loop; any other
+  job function runs through RQ's `perform_job` in a small thread pool (`WORKER_SYNC_THREADS`, which
+  also serves database reads on a cache miss, so one process holds at most that many database
+  connections).
+- Finishing: successful jobs that keep no result are finished in batches, one Lua call for all jobs
+  finished since the last call; failures, retries and anything else go through RQ's own methods.
+- Staying alive: every few seconds one pipeline refreshes the worker's heartbeat and the started
+  registry scores of every job in flight, so a long job never looks abandoned while it runs; a job
+  of a dead worker looks abandoned `WORKER_HEARTBEAT_GRACE_SECONDS` after its last refresh.
+- Redis restarts: commands are retried (connection refused, `LOADING`) for about a minute; the loop
+  waits instead of exiting, and what it had taken stays in the started registry meanwhile.
+- Stopping: the first SIGTERM/SIGINT takes no new jobs and lets those in flight finish within
+  `WORKER_STOP_GRACE_SECONDS`; a second one exits at once, leaving them to RQ's recovery.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import heapq
 import itertools
 import logging
-import queue as stdlib_queue
 import signal
+import sys
 import threading
 import time
-from collections.abc import Sequence
-from types import FrameType
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import connections
-from redis.commands.core import Script
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.executions import Execution
-from rq.job import Job, JobStatus
+from rq.job import Job
 from rq.queue import Queue
-from rq.rate_limit import release_slot
 from rq.registry import StartedJobRegistry
-from rq.results import Result
 from rq.timeouts import BaseDeathPenalty, JobTimeoutException
-from rq.utils import as_text, now
+from rq.utils import now, utcformat
 from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
 
+from automations.context import EventContext, async_redis_client
+from automations.graph import AsyncGraphClient, graph_client_config
 from automations.stats import stats_flush
+from queueing import rq_bridge
+from queueing.fallback import fallback_relay_safely
+from queueing.jobs import aprocess_instagram_event
+from queueing.services import EVENT_JOB
 
 logger = logging.getLogger(__name__)
 
-# How long the dispatcher blocks on an empty queue or a full pool before it looks at stop requests,
-# heartbeats and maintenance again.
-POLL_SECONDS = 1.0
-HEARTBEAT_EVERY_SECONDS = 15.0
+# How often the worker's heartbeat and the started-registry scores of jobs in flight are refreshed.
+HEARTBEAT_EVERY_SECONDS = 5.0
+# An idle worker looks for new jobs this often at most (it looks again at once after taking some).
+IDLE_POLL_MAX_SECONDS = 0.05
+# How long Redis commands are retried while Redis is unreachable or loading its data.
+REDIS_RETRY_SECONDS = 60.0
 
 
 class WatchdogDeathPenalty(BaseDeathPenalty):
-    """Job timeouts for threads: one shared watchdog thread raises the timeout in the job's thread.
-
-    RQ's `TimerDeathPenalty` does the same with a new `threading.Timer` thread per job; at thousands
-    of jobs a second, starting those threads costs more CPU than the jobs. Like it, the exception is
-    raised when the thread next runs Python code, so a job blocked in a socket read times out when
-    the read returns (the Graph client's own timeouts bound that).
-    """
+    """Job timeouts for plain job functions run in the thread pool: one shared watchdog thread raises
+    the timeout in the job's thread (RQ's signal-based penalty works in the main thread only, and its
+    `TimerDeathPenalty` starts a thread per job)."""
 
     _lock = threading.Lock()
     _wakeup = threading.Condition(_lock)
@@ -97,7 +108,6 @@ class WatchdogDeathPenalty(BaseDeathPenalty):
             cls._wakeup.notify()
 
     def cancel_death_penalty(self) -> None:
-        # The heap entry stays until its deadline; disarming it is enough and costs no heap work.
         with type(self)._lock:
             self._armed = False
 
@@ -121,33 +131,10 @@ class WatchdogDeathPenalty(BaseDeathPenalty):
                     )
 
 
-# Pop up to ARGV[1] job ids, strictly in KEYS order (highest priority first), and return each with
-# its queue index and job hash: one round trip for a whole batch instead of LPOP per queue + HGETALL.
-_POP_BATCH_LUA = """
-local out = {}
-local want = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  if want <= 0 then break end
-  local ids = redis.call('LPOP', key, want)
-  if ids then
-    for _, id in ipairs(ids) do
-      out[#out + 1] = i
-      out[#out + 1] = id
-      out[#out + 1] = redis.call('HGETALL', ARGV[2] .. id)
-    end
-    want = want - #ids
-  end
-end
-return out
-"""
-
-
-class ConcurrentWorker(SimpleWorker):
-    """An RQ worker running up to `concurrency` jobs at once in threads of one process."""
+class InstabotWorker(SimpleWorker):
+    """An RQ worker running up to `concurrency` jobs at once on an event loop (see the module docstring)."""
 
     death_penalty_class = WatchdogDeathPenalty
-    # RQ logs two INFO lines per job on top of the job's own; at thousands of jobs a second that is
-    # a large share of the CPU. Per-job lines go to DEBUG here; failures stay at ERROR.
     log_result_lifespan = False
 
     def __init__(
@@ -157,23 +144,32 @@ class ConcurrentWorker(SimpleWorker):
         stop_grace_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("maintenance_interval", settings.WORKER_MAINTENANCE_INTERVAL_SECONDS)
         super().__init__(*args, **kwargs)
         self.concurrency = max(1, concurrency if concurrency is not None else settings.CONCURRENCY)
         self.stop_grace_seconds = (
             stop_grace_seconds if stop_grace_seconds is not None else settings.WORKER_STOP_GRACE_SECONDS
         )
-        self._slots_lock = threading.Condition()
-        self._in_flight = 0
-        self._handoff: stdlib_queue.SimpleQueue[tuple[Job, Queue, Execution] | None] = stdlib_queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        # Every job thread may hold a Redis connection at once, plus the dispatcher and pubsub.
-        pool = self.connection.connection_pool
-        pool.max_connections = max(getattr(pool, "max_connections", 0) or 0, self.concurrency + 20)
-        self._pop_batch: Script = self.connection.register_script(_POP_BATCH_LUA)
-        self._last_heartbeat_at = 0.0
+        # A job of a dead worker counts as abandoned this long after its last heartbeat.
+        self.started_ttl = max(int(settings.WORKER_HEARTBEAT_GRACE_SECONDS), int(2 * HEARTBEAT_EVERY_SECONDS))
         self._force_stop = False
+        self._in_flight: dict[str, rq_bridge.TakenJob] = {}
+        self._finished: list[rq_bridge.TakenJob] = []
 
-    # --- the dispatcher (main thread) -------------------------------------------------------------
+    # --- RQ's hooks, for the jobs that go through RQ's own code -------------------------------------
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        # RQ adds a fixed 60 s of grace to every heartbeat; the setting makes it tunable.
+        ttl = int(super().get_heartbeat_ttl(job, working_time)) - 60
+        return ttl + settings.WORKER_HEARTBEAT_GRACE_SECONDS
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Already done when the job was taken (rq_bridge.DEQUEUE_LUA)."""
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        job.ended_at = now()
+
+    # --- the process --------------------------------------------------------------------------------
 
     def work(
         self,
@@ -183,329 +179,338 @@ class ConcurrentWorker(SimpleWorker):
         log_format: str = DEFAULT_LOGGING_FORMAT,
         max_jobs: int | None = None,
         max_idle_time: int | None = None,
-        with_scheduler: bool = False,
+        with_scheduler: bool = True,
         dequeue_strategy: DequeueStrategy = DequeueStrategy.DEFAULT,
     ) -> bool:
-        """Dequeue and run jobs until the queues are empty (`burst`), a stop is requested, or
-        `max_jobs` / `max_idle_time` is reached. Returns whether any job was started."""
+        """Take and run jobs until the queues are empty (`burst`), a stop is requested, or `max_jobs` /
+        `max_idle_time` is reached. Returns whether any job was started.
+
+        RQ's scheduler always runs (retries with backoff and deferred sends are scheduled jobs, and
+        operators start workers without extra flags)."""
         if dequeue_strategy != DequeueStrategy.DEFAULT:
-            raise ValueError("ConcurrentWorker dequeues in strict priority order only.")
+            raise ValueError("InstabotWorker takes jobs in strict priority order only.")
+        self._wait_for_redis()
         self.bootstrap(logging_level, date_format, log_format)
-        if with_scheduler:
-            self._start_scheduler(burst, logging_level, date_format, log_format)
-        self._install_signal_handlers()
-        self._start_threads()
+        self._start_scheduler(burst, logging_level, date_format, log_format)
         started = 0
         try:
-            started = self._dispatch(burst=burst, max_jobs=max_jobs, max_idle_time=max_idle_time)
-            self._wait_for_jobs_in_flight()
+            started = asyncio.run(self._run(burst=burst, max_jobs=max_jobs, max_idle_time=max_idle_time))
         finally:
-            self._stop_threads()
-            self.teardown()
+            stats_flush()
+            try:
+                self.teardown()
+            except redis.RedisError:
+                self.log.warning("Worker %s: Redis unavailable at exit; its entry expires by itself", self.name)
         if self._force_stop:
             raise SystemExit(1)
         return started > 0
 
-    def _dispatch(self, *, burst: bool, max_jobs: int | None, max_idle_time: int | None) -> int:
+    def _wait_for_redis(self) -> None:
+        """Until Redis answers and has loaded its data, however long that takes."""
+        waited = 0.0
+        while True:
+            try:
+                self.connection.ping()
+                return
+            except redis.ConnectionError as exc:  # BusyLoadingError is one
+                if waited % 10 < 0.5:
+                    self.log.warning("Worker %s: waiting for Redis (%s)", self.name, type(exc).__name__)
+                time.sleep(0.5)
+                waited += 0.5
+
+    async def _run(self, *, burst: bool, max_jobs: int | None, max_idle_time: int | None) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_stop_signal)
+        self._redis = async_redis_client(
+            max_connections=settings.WORKER_REDIS_CONNECTIONS, retry_seconds=REDIS_RETRY_SECONDS
+        )
+        self._pool = ThreadPoolExecutor(max_workers=settings.WORKER_SYNC_THREADS, thread_name_prefix="worker-sync")
+        self._context = EventContext(
+            redis=self._redis,
+            graph=AsyncGraphClient(graph_client_config(pool_size=self.concurrency)),
+            executor=self._pool,
+        )
+        self._dequeue = self._redis.register_script(rq_bridge.DEQUEUE_LUA)
+        self._finish = self._redis.register_script(rq_bridge.FINISH_LUA)
+        self._slot_freed = asyncio.Event()
+        self._finish_wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        background = [
+            loop.create_task(self._finisher()),
+            loop.create_task(self._every(HEARTBEAT_EVERY_SECONDS, self._heartbeat)),
+            loop.create_task(self._every(self.maintenance_interval, self._maintenance)),
+            loop.create_task(self._every(settings.FALLBACK_RELAY_INTERVAL_SECONDS, self._relay, first_delay=True)),
+            loop.create_task(self._every(1.0, self._flush_counters, first_delay=True)),
+        ]
+        try:
+            started = await self._dispatch(burst=burst, max_jobs=max_jobs, max_idle_time=max_idle_time)
+            await self._wait_for_jobs_in_flight()
+            return started
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if self._force_stop:
+                for job_task in self._tasks:
+                    job_task.cancel()
+            await self._context.close()
+            self._pool.shutdown(wait=not self._force_stop, cancel_futures=True)
+
+    async def _dispatch(self, *, burst: bool, max_jobs: int | None, max_idle_time: int | None) -> int:
         started = 0
         idle_since = time.monotonic()
-        suspension_checked_at = 0.0
-        backoff = 1.0
-        while True:
-            if self._stop_requested or self._force_stop:
-                self.log.info("Worker %s: stopping on request", self.name)
-                self.set_shutdown_requested_date()
-                return started
-            # `rq suspend` is a Redis read; once per POLL_SECONDS is soon enough, not once per batch.
-            if time.monotonic() - suspension_checked_at >= POLL_SECONDS:
-                self.check_for_suspension(burst)
-                suspension_checked_at = time.monotonic()
-            self._heartbeat_if_due()
-            if self.should_run_maintenance_tasks:
-                self.run_maintenance_tasks()
-            free = self._wait_for_free_slots(timeout=POLL_SECONDS)
+        idle_poll = 0.001
+        suspended_checked_at = 0.0
+        backoff = 0.5
+        while not self._stop_requested:
+            if time.monotonic() - suspended_checked_at >= 1.0:
+                suspended_checked_at = time.monotonic()
+                if await self._suspended():
+                    if burst:
+                        self.log.info("Worker %s: suspended in burst mode, exiting", self.name)
+                        break
+                    await asyncio.sleep(1.0)
+                    continue
+            free = self.concurrency - len(self._in_flight)
             if max_jobs is not None:
                 free = min(free, max_jobs - started)
-                if free <= 0:
+                if free <= 0 and not self._in_flight:
                     self.log.info("Worker %s: finished executing %d jobs, quitting", self.name, started)
-                    return started
-            if free == 0:
+                    break
+            if free <= 0:
+                await self._wait_for_slot(timeout=1.0)
                 continue
             try:
-                batch = self._dequeue(free, block=not burst)
+                taken = await self._take(free)
             except redis.RedisError as exc:
-                self.log.error("Worker %s: Redis unavailable (%s), retrying in %.0f s", self.name, exc, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, self.max_connection_wait_time)
+                self.log.error("Worker %s: Redis unavailable (%s), retrying in %.1f s", self.name, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
                 continue
-            backoff = 1.0
-            if batch:
-                self._start(batch)
-                started += len(batch)
+            backoff = 0.5
+            if taken:
+                for item in taken:
+                    self._start(item)
+                started += len(taken)
                 idle_since = time.monotonic()
+                idle_poll = 0.001
                 continue
-            # Nothing waiting. A job in flight may still requeue itself (Retry), so burst mode only
-            # ends once none is in flight and the queues are still empty.
             if self._in_flight:
+                # A job in flight may still queue more work (a retry, a deferral): burst mode ends
+                # only once none is in flight and the queues are still empty.
                 idle_since = time.monotonic()
-                if burst:
-                    self._wait_for_a_job_to_finish(timeout=POLL_SECONDS)
+                await self._wait_for_slot(timeout=idle_poll)
+                idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
                 continue
-            if self.get_state() != WorkerStatus.IDLE:
-                self.set_state(WorkerStatus.IDLE)
             if burst:
+                relayed = await self._relay()
+                if relayed:
+                    continue
                 self.log.info("Worker %s: done, quitting", self.name)
-                return started
+                break
             if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
                 self.log.info("Worker %s: idle for %d seconds, quitting", self.name, max_idle_time)
-                return started
-
-    def _dequeue(self, count: int, *, block: bool) -> list[tuple[Job, Queue]]:
-        """Up to `count` jobs, highest queue first; blocks up to POLL_SECONDS when all are empty."""
-        queues = self._ordered_queues
-        prefix = self.job_class.redis_job_namespace_prefix
-        raw: list[Any] = self._pop_batch(keys=[q.key for q in queues], args=[count, prefix])
-        found: list[tuple[Queue, Any, Any]] = [
-            (queues[int(raw[i]) - 1], raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3)
-        ]
-        if not found and block:
-            popped: Any = self.connection.blmpop(
-                POLL_SECONDS, len(queues), *[q.key for q in queues], direction="LEFT", count=count
-            )
-            if popped:
-                key, ids = popped
-                queue = next(q for q in queues if q.key == as_text(key))
-                with self.connection.pipeline(transaction=False) as pipe:
-                    for job_id in ids:
-                        pipe.hgetall(prefix + as_text(job_id))
-                    hashes = pipe.execute()
-                found = [(queue, job_id, data) for job_id, data in zip(ids, hashes, strict=True)]
-        batch = []
-        for queue, job_id, data in found:
-            if not data:
-                continue  # deleted while it waited; RQ skips these too
-            job = self.job_class(as_text(job_id), connection=self.connection, serializer=self.serializer)
-            job.restore(dict(zip(data[::2], data[1::2], strict=True)) if isinstance(data, list) else data)
-            job.redis_server_version = self.get_redis_server_version()
-            self.log.debug("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
-            batch.append((job, queue))
-        return batch
-
-    def _start(self, batch: Sequence[tuple[Job, Queue]]) -> None:
-        """Mark a batch started (executions, started registry, job status) in one MULTI/EXEC, then run it."""
-        executions = []
-        with self.connection.pipeline() as pipe:
-            for job, _queue in batch:
-                ttl = self.get_heartbeat_ttl(job)
-                execution = Execution.create(job, ttl, pipeline=pipe, worker_name=self.name)
-                job.prepare_for_execution(self.name, pipeline=pipe)
-                pipe.persist(job.key)
-                executions.append(execution)
-            if self.get_state() != WorkerStatus.BUSY:
-                self.set_state(WorkerStatus.BUSY, pipeline=pipe)
-            pipe.execute()
-        with self._slots_lock:
-            self._in_flight += len(batch)
-        for (job, queue), execution in zip(batch, executions, strict=True):
-            self.executions[execution.id] = execution
-            self._handoff.put((job, queue, execution))
-
-    def _wait_for_free_slots(self, *, timeout: float) -> int:
-        with self._slots_lock:
-            self._slots_lock.wait_for(lambda: self._in_flight < self.concurrency, timeout)
-            return max(0, self.concurrency - self._in_flight)
-
-    def _wait_for_a_job_to_finish(self, *, timeout: float) -> None:
-        with self._slots_lock:
-            in_flight = self._in_flight
-            self._slots_lock.wait_for(lambda: self._in_flight < in_flight, timeout)
-
-    def _wait_for_jobs_in_flight(self) -> None:
-        """After a stop request: let the jobs in flight finish, for at most the grace period."""
-        deadline = time.monotonic() + self.stop_grace_seconds
-        with self._slots_lock:
-            if self._in_flight:
-                self.log.info("Worker %s: waiting for %d job(s) in flight", self.name, self._in_flight)
-            while self._in_flight and not self._force_stop:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self.log.warning(
-                        "Worker %s: %d job(s) still running after %.0f s; leaving them to RQ's abandoned-job recovery",
-                        self.name,
-                        self._in_flight,
-                        self.stop_grace_seconds,
-                    )
-                    return
-                self._slots_lock.wait(min(left, POLL_SECONDS))
-
-    def _heartbeat_if_due(self) -> None:
-        # RQ heartbeats before and after every job; the worker key lives for minutes, so a timed
-        # heartbeat from the dispatcher keeps it alive for a fraction of the round trips.
-        if time.monotonic() - self._last_heartbeat_at >= HEARTBEAT_EVERY_SECONDS:
-            with self.connection.pipeline() as pipe:
-                self.heartbeat(pipeline=pipe)
-                pipe.execute()
-            self._last_heartbeat_at = time.monotonic()
-
-    # --- signals ------------------------------------------------------------------------------------
-
-    def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        """First SIGTERM/SIGINT: take no more jobs, finish those in flight (warm shutdown).
-
-        Only flags are set here, never a lock or a Redis call: the main thread may hold either. The
-        dispatcher sees the flag within POLL_SECONDS.
-        """
-        self.log.info("Worker %s: warm shut down requested, finishing jobs in flight", self.name)
-        self._shutdown_requested_date = now()
-        signal.signal(signal.SIGINT, self.request_force_stop)
-        signal.signal(signal.SIGTERM, self.request_force_stop)
-        self._stop_requested = True
-
-    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
-        """Second signal: exit within POLL_SECONDS, without waiting for jobs in flight.
-
-        Not by raising here: that could drop jobs the dispatcher has popped but not yet marked
-        started. Unfinished jobs stay in the started registry, recoverable.
-        """
-        if self._shutdown_requested_date and (now() - self._shutdown_requested_date).total_seconds() < 1:
-            return  # the same stop delivered twice (process group and pool), as RQ treats it
-        self.log.warning("Worker %s: cold shut down with %d job(s) in flight", self.name, self._in_flight)
-        self._force_stop = True
-
-    # --- job threads ---------------------------------------------------------------------------------
-
-    def _start_threads(self) -> None:
-        for index in range(self.concurrency):
-            thread = threading.Thread(target=self._run_jobs, name=f"rq-job-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _stop_threads(self) -> None:
-        if self._force_stop or self._in_flight:
-            return  # daemon threads die with the process; their jobs stay recoverable
-        for _ in self._threads:
-            self._handoff.put(None)
-        deadline = time.monotonic() + POLL_SECONDS
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-
-    def _run_jobs(self) -> None:
-        while True:
-            item = self._handoff.get()
-            if item is None:
                 break
-            job, queue, execution = item
-            try:
-                self.perform_job(job, queue, execution)
-            except BaseException:  # noqa: B036 - a job thread must survive anything a job leaves behind
-                self.log.exception("Worker %s: unexpected error around job %s", self.name, job.id)
-            finally:
-                self.executions.pop(execution.id, None)
-                with self._slots_lock:
-                    self._in_flight -= 1
-                    self._slots_lock.notify_all()
-        connections.close_all()
+            if self.get_state() != WorkerStatus.IDLE:
+                self._state = WorkerStatus.IDLE
+                await self._redis.hset(self.key, "state", WorkerStatus.IDLE)
+            await asyncio.sleep(idle_poll)
+            idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
+        return started
 
-    # --- per-job bookkeeping, with fewer round trips than RQ's -------------------------------------
+    async def _take(self, count: int) -> list[rq_bridge.TakenJob]:
+        keys, args = rq_bridge.dequeue_args(
+            queues=list(self.queues),
+            count=count,
+            worker_name=self.name,
+            worker_executions_key=self.executions_key,
+            ttl=self.started_ttl,
+        )
+        raw = await self._dequeue(keys=keys, args=args)
+        taken = rq_bridge.jobs_from_dequeue(
+            raw,
+            queues=list(self.queues),
+            job_class=self.job_class,
+            serializer=self.serializer,
+            worker_name=self.name,
+            started_monotonic=time.monotonic(),
+        )
+        if taken and self.get_state() != WorkerStatus.BUSY:
+            self._state = WorkerStatus.BUSY
+            await self._redis.hset(self.key, "state", WorkerStatus.BUSY)
+        return taken
 
-    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
-        """Already done for the whole batch in `_start`."""
+    def _start(self, item: rq_bridge.TakenJob) -> None:
+        self._in_flight[item.composite_key] = item
+        task = asyncio.get_running_loop().create_task(self._run_job(item))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
-        job.ended_at = now()
-        # RQ refreshes the job's heartbeat here so a slow callback does not look abandoned; without
-        # callbacks that is one round trip for nothing.
-        if job.success_callback or job.failure_callback:
-            job.heartbeat(now(), heartbeat_ttl)
-
-    def handle_job_success(
-        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
-    ) -> None:
-        """RQ's success bookkeeping in one MULTI/EXEC.
-
-        RQ WATCHes the job's dependents, reads them, then commits (three round trips). Reading the
-        dependents inside the same transaction that marks the job finished is as safe: an enqueue
-        that sees the job unfinished added its dependent before this transaction, so it is read here;
-        one that runs after sees it finished. Jobs that have dependents or repeats take RQ's own path.
-        """
-        if job.repeats_left:
-            super().handle_job_success(job, queue, started_job_registry, execution)
-            return
-        result_ttl = job.get_result_ttl(self.default_result_ttl)
-        with self.connection.pipeline() as pipeline:
-            self.increment_successful_job_count(pipeline=pipeline)
-            if job.started_at and job.ended_at:
-                self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
-            if result_ttl != 0:
-                job._handle_success(
-                    result_ttl,
-                    pipeline=pipeline,
-                    worker_name=self.name,
-                    execution_id=execution.id,
-                    execution_started_at=execution.created_at,
-                    execution_ended_at=job.ended_at,
-                )
-            if result_ttl == 0 and not job.group_id:
-                # What job.cleanup(0) ends in, without its two reads (the status, to find the job's
-                # registry: a finished job with no kept result is in none; and the executions, which
-                # cleanup_execution below removes). Dependents are handled after the commit.
-                pipeline.delete(job.key, job.dependencies_key, Result.get_key(job.id), job.execution_registry.key)
-            else:
-                job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
-            job._status = JobStatus.FINISHED
-            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
-            pipeline.scard(job.dependents_key)
-            has_dependents = pipeline.execute()[-1]
-        if has_dependents:
-            queue.enqueue_dependents(job)
-            if result_ttl == 0:
-                self.connection.delete(job.dependents_key)
-        release_slot(job)
-        self.log.debug("Worker %s: job %s finished", self.name, job.id)
-
-
-class FallbackRelayThread(threading.Thread):
-    """Moves database fallback events back into the queues every `interval_seconds`."""
-
-    def __init__(self, *, interval_seconds: float) -> None:
-        super().__init__(name="fallback-relay", daemon=True)
-        self.interval_seconds = interval_seconds
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        from queueing.fallback import fallback_relay_safely
-
-        while not self.stopping.wait(self.interval_seconds):
-            fallback_relay_safely()
-
-    def stop(self) -> None:
-        self.stopping.set()
-
-
-class InstabotWorker(ConcurrentWorker):
-    """The worker `manage.py rqworker` runs (settings.RQ["WORKER_CLASS"]).
-
-    On top of `ConcurrentWorker` it always runs RQ's scheduler (retries with backoff and deferred
-    sends are scheduled jobs, and operators start workers without extra flags), relays database
-    fallback events in a background thread once Redis answers again, and looks for jobs abandoned
-    by killed workers more often than RQ's ten minutes.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("maintenance_interval", settings.WORKER_MAINTENANCE_INTERVAL_SECONDS)
-        super().__init__(*args, **kwargs)
-
-    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        # RQ adds a fixed 60 s of grace to every heartbeat; the setting makes it tunable.
-        ttl = int(super().get_heartbeat_ttl(job, working_time)) - 60
-        return ttl + settings.WORKER_HEARTBEAT_GRACE_SECONDS
-
-    def work(self, *args: Any, **kwargs: Any) -> bool:
-        kwargs["with_scheduler"] = True
-        relay = FallbackRelayThread(interval_seconds=settings.FALLBACK_RELAY_INTERVAL_SECONDS)
-        relay.start()
+    async def _wait_for_slot(self, *, timeout: float) -> None:
+        self._slot_freed.clear()
         try:
-            return bool(super().work(*args, **kwargs))
+            await asyncio.wait_for(self._slot_freed.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def _wait_for_jobs_in_flight(self) -> None:
+        """After a stop request or the last job: let the jobs in flight finish, within the grace period."""
+        if self._in_flight:
+            self.log.info("Worker %s: waiting for %d job(s) in flight", self.name, len(self._in_flight))
+        deadline = time.monotonic() + self.stop_grace_seconds
+        while self._in_flight and not self._force_stop:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.log.warning(
+                    "Worker %s: %d job(s) still running after %.0f s; leaving them to RQ's abandoned-job recovery",
+                    self.name,
+                    len(self._in_flight),
+                    self.stop_grace_seconds,
+                )
+                self._force_stop = True
+                return
+            await self._wait_for_slot(timeout=min(left, 1.0))
+
+    def _on_stop_signal(self) -> None:
+        if not self._stop_requested:
+            self.log.info("Worker %s: warm shut down requested, finishing jobs in flight", self.name)
+            self._stop_requested = True
+            self._shutdown_requested_date = now()
+            self._slot_freed.set()
+            return
+        requested = self._shutdown_requested_date
+        if requested is not None and (now() - requested).total_seconds() < 1:
+            return  # the same stop delivered twice (process group and pool), as RQ treats it
+        self.log.warning("Worker %s: cold shut down with %d job(s) in flight", self.name, len(self._in_flight))
+        self._force_stop = True
+        self._slot_freed.set()
+
+    # --- one job ------------------------------------------------------------------------------------
+
+    async def _run_job(self, item: rq_bridge.TakenJob) -> None:
+        job = item.job
+        try:
+            if job.func_name != EVENT_JOB:
+                # RQ's own perform_job, with its success and failure bookkeeping, off the loop.
+                await asyncio.get_running_loop().run_in_executor(self._pool, self._perform_in_thread, item)
+                self._done(item)
+                return
+            async with asyncio.timeout(job.timeout or Queue.DEFAULT_TIMEOUT):
+                await aprocess_instagram_event(context=self._context, event=job.kwargs["event"], job=job)
+        except asyncio.CancelledError:
+            raise  # a cold stop: the job stays in the started registry for RQ's recovery
+        except BaseException:  # noqa: B036 - any failure of a job is RQ's to record (retry or failed registry)
+            exc_string = "".join(traceback.format_exception(*sys.exc_info()))
+            self.log.error("Worker %s: job %s failed: %s", self.name, job.id, exc_string.strip().splitlines()[-1])
+            await self._context.run_sync(lambda: self._fail_in_thread(item, exc_string))
+            self._done(item)
+            return
+        if rq_bridge.fast_finish_allowed(job):
+            self._finished.append(item)
+            self._finish_wakeup.set()
+        else:
+            await self._context.run_sync(lambda: self._succeed_in_thread(item))
+            self._done(item)
+
+    def _done(self, item: rq_bridge.TakenJob) -> None:
+        self._in_flight.pop(item.composite_key, None)
+        self._slot_freed.set()
+
+    def _execution(self, item: rq_bridge.TakenJob) -> Execution:
+        execution = item.execution(worker_name=self.name)
+        self.executions[execution.id] = execution
+        return execution
+
+    def _perform_in_thread(self, item: rq_bridge.TakenJob) -> None:
+        try:
+            self.perform_job(item.job, item.queue, self._execution(item))
         finally:
-            relay.stop()
-            stats_flush()
+            self.executions.pop(item.execution_id, None)
+
+    def _fail_in_thread(self, item: rq_bridge.TakenJob, exc_string: str) -> None:
+        item.job.ended_at = now()
+        registry = StartedJobRegistry(item.queue.name, connection=self.connection)
+        self.handle_job_failure(
+            item.job, item.queue, started_job_registry=registry, exc_string=exc_string, execution=self._execution(item)
+        )
+
+    def _succeed_in_thread(self, item: rq_bridge.TakenJob) -> None:
+        item.job.ended_at = now()
+        registry = StartedJobRegistry(item.queue.name, connection=self.connection)
+        self.handle_job_success(item.job, item.queue, registry, self._execution(item))
+
+    # --- background tasks ---------------------------------------------------------------------------
+
+    async def _finisher(self) -> None:
+        """Finish succeeded jobs in batches: one call for all that finished since the last one."""
+        while True:
+            await self._finish_wakeup.wait()
+            self._finish_wakeup.clear()
+            batch, self._finished = self._finished, []
+            if not batch:
+                continue
+            finished_at = time.monotonic()
+            args = rq_bridge.finish_args(
+                worker_key=self.key,
+                worker_executions_key=self.executions_key,
+                taken=batch,
+                working_seconds=sum(finished_at - item.started_monotonic for item in batch),
+            )
+            backoff = 0.5
+            while True:
+                try:
+                    with_dependents = await self._finish(args=args)
+                    break
+                except redis.RedisError as exc:
+                    # Never dropped: the jobs stay in flight (and their slots taken) until this succeeds.
+                    self.log.error("Worker %s: could not finish %d job(s) (%s); retrying", self.name, len(batch), exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+            if with_dependents:
+                dependent_keys = {key.decode() if isinstance(key, bytes) else key for key in with_dependents}
+                for item in batch:
+                    if item.job.key in dependent_keys:
+                        await self._context.run_sync(lambda item=item: item.queue.enqueue_dependents(item.job))  # type: ignore[misc]
+            for item in batch:
+                self._done(item)
+
+    async def _every(self, seconds: float, action: Any, *, first_delay: bool = False) -> None:
+        if first_delay:
+            await asyncio.sleep(seconds)
+        while True:
+            try:
+                await action()
+            except Exception:
+                self.log.exception("Worker %s: %s failed; trying again in %.0f s", self.name, action.__name__, seconds)
+            await asyncio.sleep(seconds)
+
+    async def _heartbeat(self) -> None:
+        """The worker's own heartbeat and every job in flight's, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            self.last_heartbeat = now()
+            pipe.hset(self.key, "last_heartbeat", utcformat(self.last_heartbeat))
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.expire(self.executions_key, self.worker_ttl + 60)
+            rq_bridge.heartbeat_in_flight(
+                pipe, taken=list(self._in_flight.values()), ttl=self.started_ttl, now=time.time()
+            )
+            await pipe.execute()
+
+    async def _suspended(self) -> bool:
+        try:
+            return bool(await self._redis.exists(rq_bridge.SUSPENDED_KEY))
+        except redis.RedisError:
+            return False
+
+    async def _maintenance(self) -> None:
+        """RQ's: restart the scheduler if it died, recover abandoned jobs of dead workers."""
+        await self._context.run_sync(self.run_maintenance_tasks)
+
+    async def _relay(self) -> int:
+        """Move events waiting in the database fallback store into the queues; returns how many."""
+        result = await self._context.run_sync(fallback_relay_safely)
+        return result.relayed if result is not None else 0
+
+    async def _flush_counters(self) -> None:
+        await self._context.run_sync(stats_flush)

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 import redis
 from django.conf import settings
 
-from automations.delivery import unguarded_sends_allowed
 from automations.services import event_handle
 from queueing.circuit import redis_circuit
 from queueing.fallback import fallback_events_store
@@ -44,15 +43,12 @@ def webhook_events_dispatch(*, events: Sequence[InstagramEvent]) -> None:
 
 def _process_inline(events: Sequence[InstagramEvent]) -> None:
     failed = 0
-    token = unguarded_sends_allowed.set(True)
-    try:
-        for event in events:
-            try:
-                event_handle(event=event)
-            except Exception:
-                failed += 1
-                logger.exception("inline processing of %s %s failed", event.kind, event.event_id)
-    finally:
-        unguarded_sends_allowed.reset(token)
+    for event in events:
+        try:
+            # Redis may be down: send even if the ledger cannot be consulted (nothing else could remember).
+            event_handle(event=event, unguarded_sends=True)
+        except Exception:
+            failed += 1
+            logger.exception("inline processing of %s %s failed", event.kind, event.event_id)
     if failed:
         raise IntakeUnavailable(f"{failed} of {len(events)} event(s) could not be processed")

@@ -2,8 +2,9 @@ import random
 
 import pytest
 
-from automations.delivery import ErrorClass, backoff_intervals, classify_graph_error
 from automations.graph import GraphAPIConnectionError, GraphAPIError, GraphAPITimeoutError, regain_access_seconds
+from automations.graph_errors import ErrorClass, classify_graph_error
+from automations.retry_schedule import backoff_intervals
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""ConcurrentWorker keeps RQ's semantics with many jobs in flight (correctness only; speed is bench/)."""
+"""InstabotWorker keeps RQ's semantics with many jobs in flight (correctness only; speed is bench/)."""
 
 import signal
 import time
@@ -16,7 +16,7 @@ from devtools.fake_graph_api import FakeGraphAPI
 from instabot.redis import get_redis
 from queueing.queues import HIGH, LOW, QUEUE_NAMES, get_queue
 from queueing.services import events_enqueue
-from queueing.workers import ConcurrentWorker
+from queueing.workers import InstabotWorker
 from tests.conftest import ACCOUNT_ID
 from tests.support import jobs
 from tests.support.processes import command_env, run_manage, start_manage
@@ -30,7 +30,7 @@ def run_in_process(concurrency: int) -> None:
     queues = [get_queue(name) for name in QUEUE_NAMES]
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        ConcurrentWorker(queues, connection=get_redis(), concurrency=concurrency).work(burst=True)
+        InstabotWorker(queues, connection=get_redis(), concurrency=concurrency).work(burst=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
