@@ -124,7 +124,9 @@ async def _acached(
     thread pool (lock, database read and all), so the loop never waits on the database."""
     if context.redis is not None:
         try:
-            raw_generation, raw_entry = await context.redis.mget(cache.make_key(generation_key), cache.make_key(key))
+            raw_generation, raw_entry = await context.redis_command(
+                "MGET", cache.make_key(generation_key), cache.make_key(key)
+            )
         except CACHE_ERRORS:
             raw_generation = raw_entry = None
         if raw_generation is not None and raw_entry is not None:
@@ -228,7 +230,7 @@ async def auser_state_get(*, context: EventContext, workspace_id: Any, instagram
         )
     key = user_state_key(workspace_id=workspace_id, instagram_user_id=instagram_user_id)
     try:
-        value: dict[str, Any] | None = _decode(await context.redis.get(cache.make_key(key)))
+        value: dict[str, Any] | None = _decode(await context.redis_command("GET", cache.make_key(key)))
     except CACHE_ERRORS:
         logger.warning("cache unavailable: conversation state of workspace %s not read", workspace_id)
         return None

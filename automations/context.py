@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from automations.graph import AsyncGraphClient, graph_client_config
+from instabot.autopipeline import AutoPipeline
 
 T = TypeVar("T")
 
@@ -31,6 +32,16 @@ class EventContext:
     executor: Executor | None = None
     # Inline processing during a Redis outage: send even when the ledger cannot be consulted.
     unguarded_sends: bool = False
+
+    def __post_init__(self) -> None:
+        self._pipeline = AutoPipeline(self.redis) if self.redis is not None else None
+
+    async def redis_command(self, *args: Any) -> Any:
+        """One Redis command, sent in a pipeline with those of other jobs (instabot/autopipeline.py).
+        Only for commands that are safe to send twice; requires `redis`."""
+        if self._pipeline is None:
+            raise RuntimeError("Redis is disabled")
+        return await self._pipeline.call(*args)
 
     async def run_sync(self, function: Callable[[], T]) -> T:
         if self.executor is None:

@@ -82,12 +82,11 @@ class LedgerEntry:
         self.ttl = settings.DELIVERY_LEDGER_TTL_SECONDS
         self.available = True
 
-    async def _redis(self, command: str, *args: Any, default: Any = None, **kwargs: Any) -> Any:
-        client = self.context.redis
-        if client is None or not self.available:
+    async def _redis(self, *args: Any, default: Any = None) -> Any:
+        if self.context.redis is None or not self.available:
             return default
         try:
-            return await getattr(client, command)(*args, **kwargs)
+            return await self.context.redis_command(*args)
         except redis.RedisError as exc:
             if not self.context.unguarded_sends:
                 raise
@@ -111,7 +110,7 @@ class LedgerEntry:
         while True:
             now_ms = int(time.time() * 1000)
             result = await self._redis(
-                "eval", _CLAIM_SCRIPT, len(keys), *keys, value, self.ttl, now_ms, *window_args, default=[0]
+                "EVAL", _CLAIM_SCRIPT, len(keys), *keys, value, self.ttl, now_ms, *window_args, default=[0]
             )
             if int(result[0]) == 0:
                 return None
@@ -126,7 +125,7 @@ class LedgerEntry:
         if self.context.redis is None:
             await self.context.run_sync(lambda: cache.set(self.key, value, timeout=self.ttl))
             return
-        await self._redis("set", self.key, value, ex=self.ttl)
+        await self._redis("SET", self.key, value, "EX", self.ttl)
 
     async def release(self, claim: str) -> None:
         """Give up our own claim (never someone else's): the send provably did not happen."""
@@ -134,7 +133,7 @@ class LedgerEntry:
             if _text(await self.context.run_sync(lambda: cache.get(self.key))) == claim:
                 await self.context.run_sync(lambda: cache.delete(self.key))
             return
-        await self._redis("eval", _RELEASE_SCRIPT, 1, self.key, claim)
+        await self._redis("EVAL", _RELEASE_SCRIPT, 1, self.key, claim)
 
 
 _RELEASE_SCRIPT = """

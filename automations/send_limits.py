@@ -39,7 +39,7 @@ async def account_pause(*, context: EventContext, account_id: str, seconds: floa
     if context.redis is None:
         return
     try:
-        await context.redis.set(pause_key(account_id=account_id), "1", px=max(1, int(seconds * 1000)))
+        await context.redis_command("SET", pause_key(account_id=account_id), "1", "PX", max(1, int(seconds * 1000)))
     except redis.RedisError:
         logger.warning("could not record a pause for account %s: Redis unavailable", account_id)
         return

@@ -286,7 +286,13 @@ def drain(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument(
+        "--phases",
+        default="intake,end_to_end,drain,baseline",
+        help="comma-separated subset of: intake, end_to_end, drain, baseline",
+    )
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
     scale = 0.4 if args.quick else 1.0
     window = 6 * scale
     workdir = Path(tempfile.mkdtemp(prefix="instabot-bench-"))
@@ -295,25 +301,32 @@ def main() -> None:
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "concurrency": 200}
     try:
         stack.boot()
-        report["intake"] = intake(stack, seconds=4 * scale, steps=[600, 1000, 1500, 2000, 2500, 3000, 4000])
+        if "intake" in phases:
+            report["intake"] = intake(stack, seconds=4 * scale, steps=[600, 1000, 1500, 2000, 2500, 3000, 4000])
         e2e: dict[str, Any] = {}
-        for latency in (100, 0):
-            for workers in (1, 2):
-                e2e[f"graph_{latency}ms_{workers}_worker"] = end_to_end(
-                    stack, workers=workers, latency=latency, window=window
+        if "end_to_end" in phases:
+            for latency in (100, 0):
+                for workers in (1, 2):
+                    e2e[f"graph_{latency}ms_{workers}_worker"] = end_to_end(
+                        stack, workers=workers, latency=latency, window=window
+                    )
+            report["end_to_end"] = e2e
+        drains: dict[str, Any] = {}
+        if "drain" in phases:
+            drains = {
+                f"graph_100ms_{w}_worker": drain(stack, workers=w, latency=100, count=8000, window=window)
+                for w in (1, 2)
+            }
+            report["drain"] = drains
+        if "baseline" in phases:
+            report["baseline_rq_simpleworker"] = {
+                "graph_100ms_1_worker": drain(
+                    stack, workers=1, latency=100, count=200, worker_class="rq.worker.SimpleWorker", window=window
                 )
-        report["end_to_end"] = e2e
-        report["drain"] = {
-            f"graph_100ms_{w}_worker": drain(stack, workers=w, latency=100, count=6000, window=window) for w in (1, 2)
-        }
-        report["baseline_rq_simpleworker"] = {
-            "graph_100ms_1_worker": drain(
-                stack, workers=1, latency=100, count=200, worker_class="rq.worker.SimpleWorker", window=window
-            )
-        }
-        report["worker_peak_rss_mb_at_concurrency_200"] = max(
-            max(row["worker_peak_rss_mb"]) for row in [*e2e.values(), *report["drain"].values()]
-        )
+            }
+        rows = [*e2e.values(), *drains.values()]
+        if rows:
+            report["worker_peak_rss_mb_at_concurrency_200"] = max(max(row["worker_peak_rss_mb"]) for row in rows)
         report["seconds_total"] = round(time.time() - started, 1)
     finally:
         stack.stop_all()

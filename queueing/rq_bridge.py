@@ -17,7 +17,9 @@ loudly when a new RQ release changes any of it):
 - a finished job with `result_ttl=0` is deleted with its dependencies key, results stream and
   execution registry (what `Job.cleanup(0)` ends in); the worker hash counts
   `successful_job_count` and `total_working_time`;
-- `rq suspend` sets `rq:suspended` (`rq.suspension.WORKERS_SUSPENDED`).
+- `rq suspend` sets `rq:suspended` (`rq.suspension.WORKERS_SUSPENDED`);
+- RQ's scheduler holds `RQScheduler.get_locking_key(queue)` while it moves due scheduled jobs, which
+  `RQScheduler.enqueue_scheduled_jobs` does for the registries `prepare_registries` names.
 
 Everything else (failures, retries, dependents, results kept, scheduling, registry cleanup) goes
 through RQ's public methods, run in a thread.
@@ -33,6 +35,7 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
 from rq.results import Result
+from rq.scheduler import RQScheduler
 from rq.suspension import WORKERS_SUSPENDED
 from rq.utils import as_text, utcformat
 
@@ -214,3 +217,14 @@ def heartbeat_in_flight(pipeline: Any, *, taken: list[TakenJob], ttl: int, now: 
         registry_key = ExecutionRegistry(job_id=job.id, connection=job.connection).key
         pipeline.zadd(registry_key, {item.execution_id: now + ttl + 60}, xx=True)
         pipeline.expire(_EXECUTION_KEY_PREFIX + item.composite_key, ttl)
+
+
+def enqueue_due_scheduled_jobs(*, scheduler: RQScheduler, queue_names: list[str]) -> None:
+    """Move scheduled jobs that are due into their queues, with RQ's own code, for the queues no RQ
+    scheduler process holds right now (the caller holds Instabot's scheduling lock)."""
+    connection = scheduler.connection
+    free = [name for name in queue_names if not connection.exists(scheduler.get_locking_key(name))]
+    if not free:
+        return
+    scheduler.prepare_registries(free)
+    scheduler.enqueue_scheduled_jobs()

@@ -21,6 +21,10 @@ data model is in queueing/rq_bridge.py.
   of a dead worker looks abandoned `WORKER_HEARTBEAT_GRACE_SECONDS` after its last refresh.
 - Redis restarts: commands are retried (connection refused, `LOADING`) for about a minute; the loop
   waits instead of exiting, and what it had taken stays in the started registry meanwhile.
+- Scheduled jobs (retries with backoff, deferred sends, `enqueue_in`): every second one worker of the
+  deployment, holding a lock that expires within seconds if it dies, moves the due ones into their
+  queues with RQ's own scheduler code. No scheduler process is forked; a stock RQ scheduler running
+  beside it is left alone (queues whose RQ scheduler lock is held are skipped).
 - Stopping: the first SIGTERM/SIGINT takes no new jobs and lets those in flight finish within
   `WORKER_STOP_GRACE_SECONDS`; a second one exits at once, leaving them to RQ's recovery.
 """
@@ -47,6 +51,7 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.timeouts import BaseDeathPenalty, JobTimeoutException
 from rq.utils import now, utcformat
 from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
@@ -54,6 +59,7 @@ from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
 from automations.context import EventContext, async_redis_client
 from automations.graph import AsyncGraphClient, graph_client_config
 from automations.stats import stats_flush
+from instabot.redis import key
 from queueing import rq_bridge
 from queueing.fallback import fallback_relay_safely
 from queueing.jobs import aprocess_instagram_event
@@ -65,8 +71,18 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY_SECONDS = 5.0
 # An idle worker looks for new jobs this often at most (it looks again at once after taking some).
 IDLE_POLL_MAX_SECONDS = 0.05
+# How often due scheduled jobs are moved into their queues, and how long the lock for that lives if
+# its holder dies.
+SCHEDULE_EVERY_SECONDS = 1.0
+SCHEDULE_LOCK_MS = 10_000
 # How long Redis commands are retried while Redis is unreachable or loading its data.
 REDIS_RETRY_SECONDS = 60.0
+
+
+_RELEASE_LOCK_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class WatchdogDeathPenalty(BaseDeathPenalty):
@@ -191,7 +207,7 @@ class InstabotWorker(SimpleWorker):
             raise ValueError("InstabotWorker takes jobs in strict priority order only.")
         self._wait_for_redis()
         self.bootstrap(logging_level, date_format, log_format)
-        self._start_scheduler(burst, logging_level, date_format, log_format)
+        self._scheduler = RQScheduler(self.queues, connection=self.connection, serializer=self.serializer)
         started = 0
         try:
             started = asyncio.run(self._run(burst=burst, max_jobs=max_jobs, max_idle_time=max_idle_time))
@@ -242,6 +258,7 @@ class InstabotWorker(SimpleWorker):
             loop.create_task(self._every(self.maintenance_interval, self._maintenance)),
             loop.create_task(self._every(settings.FALLBACK_RELAY_INTERVAL_SECONDS, self._relay, first_delay=True)),
             loop.create_task(self._every(1.0, self._flush_counters, first_delay=True)),
+            loop.create_task(self._every(SCHEDULE_EVERY_SECONDS, self._schedule)),
         ]
         try:
             started = await self._dispatch(burst=burst, max_jobs=max_jobs, max_idle_time=max_idle_time)
@@ -503,8 +520,21 @@ class InstabotWorker(SimpleWorker):
         except redis.RedisError:
             return False
 
+    async def _schedule(self) -> None:
+        """Move due scheduled jobs into their queues, one worker of the deployment at a time."""
+        lock = key("scheduler-lock")
+        if not await self._redis.set(lock, self.name, nx=True, px=SCHEDULE_LOCK_MS):
+            return
+        try:
+            names = self.queue_names()
+            await self._context.run_sync(
+                lambda: rq_bridge.enqueue_due_scheduled_jobs(scheduler=self._scheduler, queue_names=names)
+            )
+        finally:
+            await self._redis.eval(_RELEASE_LOCK_LUA, 1, lock, self.name)
+
     async def _maintenance(self) -> None:
-        """RQ's: restart the scheduler if it died, recover abandoned jobs of dead workers."""
+        """RQ's: recover abandoned jobs of dead workers, clean the registries."""
         await self._context.run_sync(self.run_maintenance_tasks)
 
     async def _relay(self) -> int:
