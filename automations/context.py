@@ -32,9 +32,13 @@ class EventContext:
     executor: Executor | None = None
     # Inline processing during a Redis outage: send even when the ledger cannot be consulted.
     unguarded_sends: bool = False
+    # How long Redis commands are sent again while Redis is unreachable or loading (0: fail at once).
+    redis_retry_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        self._pipeline = AutoPipeline(self.redis) if self.redis is not None else None
+        self._pipeline = (
+            AutoPipeline(self.redis, retry_seconds=self.redis_retry_seconds) if self.redis is not None else None
+        )
 
     async def redis_command(self, *args: Any) -> Any:
         """One Redis command, sent in a pipeline with those of other jobs (instabot/autopipeline.py).

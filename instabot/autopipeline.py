@@ -5,23 +5,32 @@ every command pays redis-py's full cost (a pooled connection, a socket write, a 
 wrapper); collected for one turn of the loop and sent as one pipeline, a hundred commands cost about
 what one does. ioredis calls this auto-pipelining (BullMQ runs on it).
 
-Only commands that are safe to send again belong here: the pipeline is retried as a whole when the
-connection fails (Redis restarting, `LOADING`) under the client's retry policy. Scripts go as EVAL,
-never EVALSHA, so a restarted Redis with an empty script cache needs no reload.
+Only commands that are safe to send again belong here: when Redis is unreachable or still loading
+its data, the commands that did not get an answer are sent again with backoff for up to
+`retry_seconds`. Scripts go as EVAL, never EVALSHA, so a restarted Redis with an empty script cache
+needs no reload.
 """
 
 import asyncio
+import logging
+import time
 from typing import Any
 
 import redis.asyncio
+
+logger = logging.getLogger(__name__)
+
+# Errors after which a command may simply be sent again (it did not run, or running it twice is harmless).
+RETRYABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)  # BusyLoadingError is one
 
 # One pipeline carries at most this many commands; the rest go in the next one at once.
 MAX_BATCH = 1000
 
 
 class AutoPipeline:
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis, *, retry_seconds: float = 0.0) -> None:
         self.client = client
+        self.retry_seconds = retry_seconds
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._scheduled = False
 
@@ -44,22 +53,40 @@ class AutoPipeline:
         asyncio.get_running_loop().create_task(self._send(batch))
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
-        try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for args, _ in batch:
-                    pipe.execute_command(*args)
-                results = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:  # noqa: B036 - every waiting job must learn what happened
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else redis.exceptions.ConnectionError())
-            if not isinstance(exc, Exception):
+        deadline = time.monotonic() + self.retry_seconds
+        backoff = 0.05
+        while True:
+            batch = [(args, future) for args, future in batch if not future.done()]  # cancelled jobs drop out
+            if not batch:
+                return
+            try:
+                results: list[Any] = await self._execute([args for args, _ in batch])
+            except RETRYABLE as exc:
+                results = [exc] * len(batch)
+            except BaseException as exc:  # noqa: B036 - every waiting job must learn what happened
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else redis.exceptions.ConnectionError())
                 raise
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue  # its job was cancelled meanwhile
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            retry = []
+            for (args, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, RETRYABLE) and time.monotonic() < deadline:
+                    retry.append((args, future))
+                elif isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+            if not retry:
+                return
+            logger.warning("Redis unavailable (%s): sending %d command(s) again", type(results[0]).__name__, len(retry))
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+            batch = retry
+
+    async def _execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for args in commands:
+                pipe.execute_command(*args)
+            return list(await pipe.execute(raise_on_error=False))

@@ -18,6 +18,9 @@ loudly when a new RQ release changes any of it):
   execution registry (what `Job.cleanup(0)` ends in); the worker hash counts
   `successful_job_count` and `total_working_time`;
 - `rq suspend` sets `rq:suspended` (`rq.suspension.WORKERS_SUSPENDED`);
+- registry cleanup is `rq.registry.clean_registries(queue, exception_handlers)`, then
+  `worker_registration.clean_worker_registry(queue)` and `queue.intermediate_queue.cleanup(worker, queue)`,
+  as `BaseWorker.clean_registries` does;
 - RQ's scheduler holds `RQScheduler.get_locking_key(queue)` while it moves due scheduled jobs, which
   `RQScheduler.enqueue_scheduled_jobs` does for the registries `prepare_registries` names.
 
@@ -30,10 +33,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rq import worker_registration
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.registry import StartedJobRegistry
+from rq.registry import StartedJobRegistry, clean_registries
 from rq.results import Result
 from rq.scheduler import RQScheduler
 from rq.suspension import WORKERS_SUSPENDED
@@ -228,3 +232,10 @@ def enqueue_due_scheduled_jobs(*, scheduler: RQScheduler, queue_names: list[str]
         return
     scheduler.prepare_registries(free)
     scheduler.enqueue_scheduled_jobs()
+
+
+def clean_queue_registries(*, worker: Any, queue: Queue) -> None:
+    """What RQ's `BaseWorker.clean_registries` does for one queue, without RQ's 15-minute lock."""
+    clean_registries(queue, worker._exc_handlers)
+    worker_registration.clean_worker_registry(queue)
+    queue.intermediate_queue.cleanup(worker, queue)

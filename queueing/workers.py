@@ -67,8 +67,11 @@ from queueing.services import EVENT_JOB
 
 logger = logging.getLogger(__name__)
 
-# How often the worker's heartbeat and the started-registry scores of jobs in flight are refreshed.
+# How often the worker's heartbeat and the started-registry scores of jobs in flight are refreshed, at
+# most: three times per WORKER_HEARTBEAT_GRACE_SECONDS, so one late refresh never makes a job look abandoned.
 HEARTBEAT_EVERY_SECONDS = 5.0
+# How long a lock for one queue's registry cleanup lives if its holder dies (RQ's own lives 15 minutes).
+MAINTENANCE_LOCK_MS = 30_000
 # An idle worker looks for new jobs this often at most (it looks again at once after taking some).
 IDLE_POLL_MAX_SECONDS = 0.05
 # How often due scheduled jobs are moved into their queues, and how long the lock for that lives if
@@ -167,7 +170,8 @@ class InstabotWorker(SimpleWorker):
             stop_grace_seconds if stop_grace_seconds is not None else settings.WORKER_STOP_GRACE_SECONDS
         )
         # A job of a dead worker counts as abandoned this long after its last heartbeat.
-        self.started_ttl = max(int(settings.WORKER_HEARTBEAT_GRACE_SECONDS), int(2 * HEARTBEAT_EVERY_SECONDS))
+        self.started_ttl = max(1, int(settings.WORKER_HEARTBEAT_GRACE_SECONDS))
+        self.heartbeat_every = max(0.3, min(HEARTBEAT_EVERY_SECONDS, self.started_ttl / 3))
         self._force_stop = False
         self._in_flight: dict[str, rq_bridge.TakenJob] = {}
         self._finished: list[rq_bridge.TakenJob] = []
@@ -184,6 +188,20 @@ class InstabotWorker(SimpleWorker):
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         job.ended_at = now()
+
+    def clean_registries(self) -> None:
+        """RQ's registry cleanup (abandoned jobs retried or failed, expired entries dropped), each queue
+        under a lock that lives MAINTENANCE_LOCK_MS if its holder dies (RQ's lives 15 minutes, which a
+        worker killed mid-cleanup would hold against every other worker's recovery)."""
+        for queue in self.queues:
+            lock = key("maintenance-lock", queue.name)
+            if not self.connection.set(lock, self.name, nx=True, px=MAINTENANCE_LOCK_MS):
+                continue
+            try:
+                rq_bridge.clean_queue_registries(worker=self, queue=queue)
+            finally:
+                self.connection.eval(_RELEASE_LOCK_LUA, 1, lock, self.name)
+        self.last_cleaned_at = now()  # type: ignore[assignment]
 
     # --- the process --------------------------------------------------------------------------------
 
@@ -246,6 +264,7 @@ class InstabotWorker(SimpleWorker):
             redis=self._redis,
             graph=AsyncGraphClient(graph_client_config(pool_size=self.concurrency)),
             executor=self._pool,
+            redis_retry_seconds=REDIS_RETRY_SECONDS,
         )
         self._dequeue = self._redis.register_script(rq_bridge.DEQUEUE_LUA)
         self._finish = self._redis.register_script(rq_bridge.FINISH_LUA)
@@ -254,7 +273,7 @@ class InstabotWorker(SimpleWorker):
         self._tasks: set[asyncio.Task[None]] = set()
         background = [
             loop.create_task(self._finisher()),
-            loop.create_task(self._every(HEARTBEAT_EVERY_SECONDS, self._heartbeat)),
+            loop.create_task(self._every(self.heartbeat_every, self._heartbeat)),
             loop.create_task(self._every(self.maintenance_interval, self._maintenance)),
             loop.create_task(self._every(settings.FALLBACK_RELAY_INTERVAL_SECONDS, self._relay, first_delay=True)),
             loop.create_task(self._every(1.0, self._flush_counters, first_delay=True)),
@@ -420,15 +439,29 @@ class InstabotWorker(SimpleWorker):
         except BaseException:  # noqa: B036 - any failure of a job is RQ's to record (retry or failed registry)
             exc_string = "".join(traceback.format_exception(*sys.exc_info()))
             self.log.error("Worker %s: job %s failed: %s", self.name, job.id, exc_string.strip().splitlines()[-1])
-            await self._context.run_sync(lambda: self._fail_in_thread(item, exc_string))
-            self._done(item)
+            await self._record(item, lambda: self._fail_in_thread(item, exc_string))
             return
         if rq_bridge.fast_finish_allowed(job):
             self._finished.append(item)
             self._finish_wakeup.set()
         else:
-            await self._context.run_sync(lambda: self._succeed_in_thread(item))
-            self._done(item)
+            await self._record(item, lambda: self._succeed_in_thread(item))
+
+    async def _record(self, item: rq_bridge.TakenJob, bookkeeping: Any) -> None:
+        """Run RQ's bookkeeping for a job that ended, until Redis takes it; then free its slot.
+
+        While Redis is away the job stays in flight (its slot taken, its heartbeat kept); if this
+        process stops first, the job is still in the started registry for RQ's recovery."""
+        backoff = 0.5
+        while not self._force_stop:
+            try:
+                await self._context.run_sync(bookkeeping)
+                break
+            except redis.RedisError as exc:
+                self.log.error("Worker %s: could not record the end of job %s (%s)", self.name, item.job.id, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._done(item)
 
     def _done(self, item: rq_bridge.TakenJob) -> None:
         self._in_flight.pop(item.composite_key, None)

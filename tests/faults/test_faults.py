@@ -7,23 +7,15 @@ with -s to see them) and asserts lost == 0 and doubled == 0.
 import os
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
-from django.conf import settings
 from django.db import connection
 
-from automations.models import Automation, Workspace
+from automations.models import Automation
 from devtools.fake_graph_api import FakeGraphAPI
-from tests.conftest import ACCOUNT_ID
+from tests.support.faults import dm_body, post, report, unfinished_jobs
 from tests.support.stack import PrivateRedis, stack_env, start_web, start_worker, wait_for
-from webhooks.events import EventKind
-from webhooks.samples import encode_payload, sample_event_payload
-from webhooks.signatures import sign_body
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,65 +25,6 @@ pytestmark = [
         reason="the fault suite runs once, on PostgreSQL (FAULTS_ON_EVERY_DATABASE=1 runs it on any database)",
     ),
 ]
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path, settings: Any) -> Iterator[PrivateRedis]:
-    """A private Redis that this test process, the web server and the workers all use."""
-    server = PrivateRedis(tmp_path)
-    server.start()
-    settings.REDIS_URL = server.url
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def dm_automation(db: None) -> Automation:
-    workspace = Workspace.objects.create(name="Shop", instagram_account_id=ACCOUNT_ID, access_token="tok")
-    return Automation.objects.create(workspace=workspace, name="any", type="dm", keywords=[], reply_text="hello")
-
-
-def dm_body(i: int, *, prefix: str = "m") -> bytes:
-    return encode_payload(
-        sample_event_payload(
-            kind=EventKind.DM, account_id=ACCOUNT_ID, text="hi", sender_id=f"u{i}", event_id=f"{prefix}.{i}"
-        )
-    )
-
-
-def unfinished_jobs() -> int:
-    """Jobs waiting, running or scheduled on any priority queue of the test's Redis."""
-    from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-
-    from queueing.queues import QUEUE_NAMES, get_queue
-
-    total = 0
-    for name in QUEUE_NAMES:
-        queue = get_queue(name)
-        total += queue.count + StartedJobRegistry(name, connection=queue.connection).count
-        total += ScheduledJobRegistry(name, connection=queue.connection).count
-    return total
-
-
-def post(url: str, body: bytes) -> int:
-    signature = sign_body(body=body, secret=settings.INSTAGRAM_APP_SECRET)
-    response = requests.post(
-        url + "/api/webhooks/instagram",
-        data=body,
-        headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"},
-        timeout=10,
-    )
-    return response.status_code
-
-
-def report(name: str, *, sent: int, graph: FakeGraphAPI, expected: set[str], **extra: Any) -> tuple[int, int]:
-    per_recipient = Counter(call.body["recipient"]["id"] for call in graph.calls())
-    answered = sum(1 for r in expected if per_recipient[r] >= 1)
-    doubled = sum(count - 1 for count in per_recipient.values() if count > 1)
-    lost = len(expected) - answered
-    details = " ".join(f"{k}={v}" for k, v in extra.items())
-    print(f"\nFAULT {name}: sent={sent} answered={answered} lost={lost} doubled={doubled} {details}".rstrip())
-    return lost, doubled
 
 
 def test_redis_stopped_mid_stream_every_event_answered_once(

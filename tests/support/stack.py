@@ -76,6 +76,12 @@ class PrivateRedis:
             self.process.send_signal(signal.SIGTERM)  # a clean shutdown: the AOF is complete
             self.process.wait(timeout=10)
 
+    def kill(self) -> None:
+        """SIGKILL: what the append-only file (fsync always) has is all that survives."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
 
 class ManagedProcess:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
