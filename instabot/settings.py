@@ -105,11 +105,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
     "django_rq",
     *INSTABOT_APPS,
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics, answered before the Host check and the HTTPS redirect.
+    "instabot.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from the app server itself: nothing else to deploy.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -270,11 +273,34 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON for programs; the browsable API for a browser (staff, logged in through the admin or
+    # /api/v1/auth/login/: everyone else gets its 403 page).
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+# OpenAPI 3 at /api/v1/schema/, Swagger UI at /api/v1/docs/ (drf-spectacular).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Instabot API",
+    "DESCRIPTION": "Workspaces, automations and leads of Instabot. Staff only: send `Authorization: Token <key>` "
+    "(`manage.py drf_create_token <user>`) or use an admin session.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1/",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Operations: /healthz, /readyz, /metrics ------------------------------------------------------
+# With a token set, /metrics requires `Authorization: Bearer <token>`; empty leaves it open (keep it
+# on a private network then).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# How long /readyz waits for the database and Redis before it answers 503 (seconds).
+READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

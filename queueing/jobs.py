@@ -16,6 +16,7 @@ from rq import get_current_job
 from automations.delivery import SendDeferred, TerminalDeliveryError, TransientDeliveryError
 from automations.services import event_handle
 from automations.stats import stat_incr
+from instabot.metrics import event_outcome_incr
 from webhooks.events import InstagramEvent
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def process_instagram_event(event: dict[str, Any]) -> str:
     except TransientDeliveryError as exc:
         job = get_current_job()
         if job is not None and job.retries_left:
+            event_outcome_incr(kind=str(event.get("kind")), outcome="retried")
             raise
         return _park(event, reason=f"retries exhausted: {exc}", error=exc.error)
     except TerminalDeliveryError as exc:
@@ -51,6 +53,7 @@ def _park(event: dict[str, Any], *, reason: str, error: dict[str, Any] | None) -
         attempts=attempts,
     )
     stat_incr(name="dead_lettered")
+    event_outcome_incr(kind=str(event.get("kind")), outcome="dead_lettered")
     return "dead_lettered"
 
 
@@ -72,5 +75,6 @@ def _defer(event: dict[str, Any], deferred: SendDeferred) -> str:
         retry=data.retry,
     )
     stat_incr(name="deferred")
+    event_outcome_incr(kind=str(event.get("kind")), outcome="deferred")
     logger.info("%s %s deferred: %s", event.get("kind"), event.get("event_id"), deferred)
     return "deferred"
