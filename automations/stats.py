@@ -11,7 +11,6 @@ from django.conf import settings
 from instabot import metrics
 from instabot.redis import get_redis, key
 
-
 EVENTS_HASH = "stats:events"
 
 

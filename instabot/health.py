@@ -66,7 +66,7 @@ def _run_with_deadline(checks: dict[str, Callable[[], None]], *, timeout: float)
         with lock:
             results[name] = outcome
 
-    threads = [threading.Thread(target=run, args=item, name=f"readyz-{item[0]}", daemon=True) for item in checks.items()]
+    threads = [threading.Thread(target=run, args=(name, check), daemon=True) for name, check in checks.items()]
     deadline = time.monotonic() + timeout
     for thread in threads:
         thread.start()

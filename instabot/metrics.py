@@ -97,6 +97,7 @@ CACHE_REQUESTS = CounterFamily(
 )
 COUNTER_FAMILIES = (WEBHOOK_REQUESTS, EVENTS, GRAPH_REQUESTS, CACHE_REQUESTS)
 HISTOGRAM_FAMILIES = (WEBHOOK_REQUEST_SECONDS, GRAPH_REQUEST_SECONDS)
+FAMILIES: tuple[CounterFamily | HistogramFamily, ...] = (*COUNTER_FAMILIES, *HISTOGRAM_FAMILIES)
 
 
 # --- recording -------------------------------------------------------------------------------------
@@ -261,16 +262,15 @@ def _histogram_metric(family: HistogramFamily, fields: dict[str, str]) -> Metric
 def metric_families_read(*, client: redis.Redis) -> list[Metric]:
     """Every counter and histogram family as Redis holds it now, in one round trip."""
     with client.pipeline(transaction=False) as pipe:
-        for family in (*COUNTER_FAMILIES, *HISTOGRAM_FAMILIES):
+        for family in FAMILIES:
             pipe.hgetall(key(family.hash_name))
         results = pipe.execute()
     metrics: list[Metric] = []
-    for family, raw in zip((*COUNTER_FAMILIES, *HISTOGRAM_FAMILIES), results, strict=True):
-        fields = _decode(raw)
+    for family, raw in zip(FAMILIES, results, strict=True):
         if isinstance(family, CounterFamily):
-            metrics.append(_counter_metric(family, fields))
+            metrics.append(_counter_metric(family, _decode(raw)))
         else:
-            metrics.append(_histogram_metric(family, fields))
+            metrics.append(_histogram_metric(family, _decode(raw)))
     return metrics
 
 
@@ -296,4 +296,4 @@ class RedisMetricsCollector(Collector):
 def metrics_reset() -> None:
     """Forget every count (tests, and `cache_stats --reset` for the cache's)."""
     flush()
-    get_redis().delete(*(key(family.hash_name) for family in (*COUNTER_FAMILIES, *HISTOGRAM_FAMILIES)))
+    get_redis().delete(*(key(family.hash_name) for family in FAMILIES))
