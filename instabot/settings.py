@@ -274,7 +274,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     # JSON for programs; the browsable API for a browser (staff, logged in through the admin or
-    # /api/v1/auth/login/: everyone else gets its 403 page).
+    # /api/v1/auth/login/; everyone else gets its 401 or 403 page).
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
