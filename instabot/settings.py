@@ -5,6 +5,7 @@ defaults and the process refuses to start without them.
 """
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,12 +65,24 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+REDIS_ENABLED = env_bool("REDIS_ENABLED", True)
 
-# Development gets throwaway defaults; production must bring its own secrets.
-_dev_default = "insecure-development-only" if DEBUG else None
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", _dev_default)
-INSTAGRAM_APP_SECRET = env_str("INSTAGRAM_APP_SECRET", "dev-app-secret" if DEBUG else None)
-INSTAGRAM_VERIFY_TOKEN = env_str("INSTAGRAM_VERIFY_TOKEN", "dev-verify-token" if DEBUG else None)
+# Development gets throwaway defaults; production must bring its own secrets and say where its database
+# and Redis are. Every missing one is named on one line and the process does not start: no traceback
+# to read through in a platform's log, and exit status 3, which gunicorn's master takes as "worker failed
+# to boot" and stops instead of booting workers again forever.
+_REQUIRED_IN_PRODUCTION = ["DJANGO_SECRET_KEY", "INSTAGRAM_APP_SECRET", "INSTAGRAM_VERIFY_TOKEN", "DATABASE_URL"]
+if REDIS_ENABLED:
+    _REQUIRED_IN_PRODUCTION.append("REDIS_URL")
+_missing = [name for name in _REQUIRED_IN_PRODUCTION if not os.environ.get(name, "").strip()]
+if _missing and not DEBUG:
+    sys.stderr.write(
+        f"Instabot will not start: set {', '.join(_missing)} (required when DJANGO_DEBUG=false; see .env.example).\n"
+    )
+    raise SystemExit(3)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "insecure-development-only")
+INSTAGRAM_APP_SECRET = env_str("INSTAGRAM_APP_SECRET", "dev-app-secret")
+INSTAGRAM_VERIFY_TOKEN = env_str("INSTAGRAM_VERIFY_TOKEN", "dev-verify-token")
 # Optional second secret: apps on Facebook Login sign with the Meta app secret instead.
 META_APP_SECRET = env_str("META_APP_SECRET", "")
 
@@ -182,7 +195,6 @@ STORAGES = {
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 # false means webhooks are processed inline in the web process, without Redis (as in the seed).
 USE_QUEUE_SYSTEM = env_bool("USE_QUEUE_SYSTEM", True)
-REDIS_ENABLED = env_bool("REDIS_ENABLED", True)
 REDIS_SOCKET_CONNECT_TIMEOUT = env_float("REDIS_SOCKET_CONNECT_TIMEOUT", 0.5)
 REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 2.0)
 # Every Redis key Instabot writes itself (cache, counters) starts with this.
@@ -315,6 +327,15 @@ LOGGING = {
     },
 }
 
+# --- HTTPS, on by default in production (Meta calls webhooks over HTTPS only) -------------------------
+# /healthz, /readyz and /metrics are answered before the redirect (instabot.middleware).
 if not DEBUG:
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (Coolify, Heroku, nginx, a load balancer).
+    if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
