@@ -25,7 +25,7 @@ PRODUCTION_ENV = {
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # Only what is given: not the test run's own environment, which holds every variable.
-    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    base = {"PATH": os.environ["PATH"], "HOME": str(ROOT / "var")}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
