@@ -43,6 +43,7 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
         return _count(EventOutcome.UNKNOWN_ACCOUNT, kind=event.kind)
     # The parser drops echoes and own comments already; a job re-checks, as it may be replayed.
     if event.sender_id == workspace.instagram_account_id:
+        logger.info("skipped %s %s: written by account %s itself", event.kind, event.event_id, event.account_id)
         return _count(EventOutcome.OWN_EVENT, kind=event.kind)
     # A DM may answer an automation's follow-up question (automations/conversations.py).
     if event.kind == EventKind.DM and conversation_answer(

@@ -31,6 +31,7 @@ def process_instagram_event(event: dict[str, Any]) -> str:
         job = get_current_job()
         if job is not None and job.retries_left:
             event_outcome_incr(kind=str(event.get("kind")), outcome="retried")
+            logger.info("%s %s will be retried: %s", event.get("kind"), event.get("event_id"), exc)
             raise
         return _park(event, reason=f"retries exhausted: {exc}", error=exc.error)
     except TerminalDeliveryError as exc:
