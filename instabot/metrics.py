@@ -292,8 +292,3 @@ class RedisMetricsCollector(Collector):
         yield up
         yield from families
 
-
-def metrics_reset() -> None:
-    """Forget every count (tests, and `cache_stats --reset` for the cache's)."""
-    flush()
-    get_redis().delete(*(key(family.hash_name) for family in FAMILIES))
