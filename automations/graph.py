@@ -9,16 +9,16 @@ built from a request can carry one.
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 import urllib3.exceptions
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
-if TYPE_CHECKING:
-    pass
+from instabot.metrics import graph_request_observe
 
 
 class GraphAPIError(Exception):
@@ -136,6 +136,21 @@ def graph_response_from(*, body: bytes, headers: Any) -> "GraphResponse":
     )
 
 
+def graph_endpoint(path: str) -> str:
+    """The metric label of a path: its last segment (`messages`, `replies`), never an id."""
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return "node" if not last or last.isdigit() else last
+
+
+def graph_outcome(error: GraphAPIError) -> str:
+    """The metric label of a failed request: rejected (4xx), server_error (5xx), timeout, unreachable."""
+    if isinstance(error, GraphAPITimeoutError):
+        return "timeout"
+    if isinstance(error, GraphAPIConnectionError) or error.status is None:
+        return "unreachable"
+    return "server_error" if error.status >= 500 else "rejected"
+
+
 @dataclass(frozen=True)
 class GraphResponse:
     body: dict[str, Any] = field(default_factory=dict)
@@ -176,6 +191,18 @@ class GraphClient:
         return f"{self.config.base_url}/{self.config.version}/{path}"
 
     def post(self, *, path: str, access_token: str, payload: dict[str, Any]) -> GraphResponse:
+        started, outcome = time.perf_counter(), "unreachable"
+        try:
+            response = self._post(path=path, access_token=access_token, payload=payload)
+            outcome = "ok"
+            return response
+        except GraphAPIError as exc:
+            outcome = graph_outcome(exc)
+            raise
+        finally:
+            graph_request_observe(endpoint=graph_endpoint(path), outcome=outcome, seconds=time.perf_counter() - started)
+
+    def _post(self, *, path: str, access_token: str, payload: dict[str, Any]) -> GraphResponse:
         try:
             response = self.session.post(
                 self._url(path),
@@ -257,6 +284,18 @@ class AsyncGraphClient:
         await self.session.close()
 
     async def post(self, *, path: str, access_token: str, payload: dict[str, Any]) -> GraphResponse:
+        started, outcome = time.perf_counter(), "unreachable"
+        try:
+            response = await self._post(path=path, access_token=access_token, payload=payload)
+            outcome = "ok"
+            return response
+        except GraphAPIError as exc:
+            outcome = graph_outcome(exc)
+            raise
+        finally:
+            graph_request_observe(endpoint=graph_endpoint(path), outcome=outcome, seconds=time.perf_counter() - started)
+
+    async def _post(self, *, path: str, access_token: str, payload: dict[str, Any]) -> GraphResponse:
         aiohttp = self._aiohttp
         url = f"{self.config.base_url}/{self.config.version}/{path}"
         headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"}

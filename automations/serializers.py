@@ -8,13 +8,34 @@ from instabot.ids import ModelSerializer
 
 
 class WorkspaceSerializer(ModelSerializer):
-    # Write-only: the API accepts a token and never returns one.
-    access_token = serializers.CharField(write_only=True, trim_whitespace=True, max_length=4096)
+    # Write-only: the API accepts a token and never returns one. As in the admin, an update without one
+    # (absent or blank) keeps the current token.
+    access_token = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=True,
+        max_length=4096,
+        help_text="Required when creating a workspace. On update, omit it (or send it blank) to keep the current "
+        "token. Never returned.",
+    )
 
     class Meta:
         model = Workspace
         fields = ["id", "name", "instagram_account_id", "access_token", "is_active", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        if self.instance is None:  # creating: a workspace cannot answer anyone without a token
+            fields["access_token"].required = True
+            fields["access_token"].allow_blank = False  # type: ignore[attr-defined]
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("access_token"):
+            attrs.pop("access_token", None)  # an update without a token keeps the current one
+        return attrs
 
 
 class AutomationSerializer(ModelSerializer):

@@ -14,6 +14,7 @@ from automations.selectors import (
     aworkspace_get_active_by_instagram_id,
 )
 from automations.stats import stat_incr
+from instabot.metrics import event_outcome_incr
 from webhooks.events import EventKind, InstagramEvent
 
 logger = logging.getLogger(__name__)
@@ -29,34 +30,40 @@ class EventOutcome(StrEnum):
     LEAD_CAPTURED = "lead_captured"
 
 
+# `instabot_events_total`'s outcome label: events for no active workspace, or the account's own, are
+# "ignored" there (`queue_status` keeps the two apart).
+METRIC_OUTCOME = {EventOutcome.UNKNOWN_ACCOUNT: "ignored", EventOutcome.OWN_EVENT: "ignored"}
+
+
 async def aevent_handle(*, context: EventContext, event: InstagramEvent) -> EventOutcome:
     """Answer one event with the first automation that matches it, or explain why not."""
     workspace = await aworkspace_get_active_by_instagram_id(context=context, instagram_account_id=event.account_id)
     if workspace is None:
         logger.info("skipped %s %s: no active workspace for account %s", event.kind, event.event_id, event.account_id)
-        return _count(EventOutcome.UNKNOWN_ACCOUNT)
+        return _count(EventOutcome.UNKNOWN_ACCOUNT, kind=event.kind)
     # The parser drops echoes and own comments already; a job re-checks, as it may be replayed.
     if event.sender_id == workspace.instagram_account_id:
-        return _count(EventOutcome.OWN_EVENT)
+        logger.info("skipped %s %s: written by account %s itself", event.kind, event.event_id, event.account_id)
+        return _count(EventOutcome.OWN_EVENT, kind=event.kind)
     # A DM may answer an automation's follow-up question (automations/conversations.py).
     if event.kind == EventKind.DM and await conversation_answer(context=context, workspace=workspace, event=event):
-        return _count(EventOutcome.LEAD_CAPTURED)
+        return _count(EventOutcome.LEAD_CAPTURED, kind=event.kind)
     automation = await aautomation_find_match(
         context=context, workspace_id=workspace.pk, kind=event.kind, text=event.text, media_id=event.media_id
     )
     if automation is None:
         logger.info("no automation matched %s %s of workspace %s", event.kind, event.event_id, workspace.pk)
-        return _count(EventOutcome.NO_MATCH)
+        return _count(EventOutcome.NO_MATCH, kind=event.kind)
     sent = await automation_reply(context=context, workspace=workspace, automation=automation, event=event)
     if not sent:
         logger.info("%s %s of workspace %s was answered before: not again", event.kind, event.event_id, workspace.pk)
-        return _count(EventOutcome.DUPLICATE)
+        return _count(EventOutcome.DUPLICATE, kind=event.kind)
     if automation.collect_reply:
         await context.run_sync(lambda: conversation_start(workspace=workspace, automation=automation, event=event))
     logger.debug(
         "answered %s %s of workspace %s with automation %r", event.kind, event.event_id, workspace.pk, automation.name
     )
-    return _count(EventOutcome.REPLIED)
+    return _count(EventOutcome.REPLIED, kind=event.kind)
 
 
 def event_handle(*, event: InstagramEvent, unguarded_sends: bool = False) -> EventOutcome:
@@ -114,8 +121,9 @@ async def automation_reply(
     return SendOutcome.SENT in outcomes
 
 
-def _count(outcome: EventOutcome) -> EventOutcome:
+def _count(outcome: EventOutcome, *, kind: str) -> EventOutcome:
     stat_incr(name=str(outcome))
+    event_outcome_incr(kind=kind, outcome=METRIC_OUTCOME.get(outcome, str(outcome)))
     return outcome
 
 

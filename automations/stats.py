@@ -1,68 +1,30 @@
 """Counters kept in Redis hashes so that every process adds to the same: what happened to events, and
 hits and misses of each cached dataset (Redis' own keyspace counters also count queue traffic).
 
-Counts are gathered in the process and written in one pipeline at most every `FLUSH_INTERVAL_SECONDS`
-(and when a worker stops, and before this process reads them): a round trip per count would be a
-large share of a job's cost.
+Counts are gathered in the process and written by `instabot.metrics`' background flusher within a
+second, even when the process then goes idle (and at exit, and before this process reads them): a
+round trip per count would be a large share of a job's cost.
 """
 
-import logging
-import threading
-import time
-from collections import Counter
-
-import redis
 from django.conf import settings
 
+from instabot import metrics
 from instabot.redis import get_redis, key
 
-logger = logging.getLogger(__name__)
+EVENTS_HASH = "stats:events"
 
 
 def stats_key() -> str:
-    return key("stats", "events")
+    return key(EVENTS_HASH)
 
 
 def cache_stats_key() -> str:
-    return key("stats", "cache")
-
-
-FLUSH_INTERVAL_SECONDS = 1.0
-
-_lock = threading.Lock()
-_pending: Counter[tuple[str, str]] = Counter()
-_last_flush = time.monotonic()
-
-
-def _hincr(*, hash_key: str, name: str, amount: int) -> None:
-    """Best effort: a counter must never fail the work it counts."""
-    if not settings.REDIS_ENABLED:
-        return
-    global _last_flush
-    with _lock:
-        _pending[(hash_key, name)] += amount
-        if time.monotonic() - _last_flush < FLUSH_INTERVAL_SECONDS:
-            return
-        _last_flush = time.monotonic()
-    stats_flush()
+    return key(metrics.CACHE_REQUESTS.hash_name)
 
 
 def stats_flush() -> None:
-    """Write the counts gathered in this process; kept for the next flush if Redis is down."""
-    with _lock:
-        counts = dict(_pending)
-        _pending.clear()
-    if not counts or not settings.REDIS_ENABLED:
-        return
-    try:
-        with get_redis().pipeline(transaction=False) as pipe:
-            for (hash_key, name), amount in counts.items():
-                pipe.hincrby(hash_key, name, amount)
-            pipe.execute()
-    except redis.RedisError:
-        logger.warning("could not write %d counter(s): Redis unavailable", len(counts))
-        with _lock:
-            _pending.update(counts)
+    """Write the counts gathered in this process now; kept for the next flush if Redis is down."""
+    metrics.flush()
 
 
 def _hgetall(hash_key: str) -> dict[str, int]:
@@ -72,7 +34,7 @@ def _hgetall(hash_key: str) -> dict[str, int]:
 
 
 def stat_incr(*, name: str, amount: int = 1) -> None:
-    _hincr(hash_key=stats_key(), name=name, amount=amount)
+    metrics.hash_incr(hash_name=EVENTS_HASH, field=name, amount=amount)
 
 
 def stats_get() -> dict[str, int]:
@@ -80,8 +42,9 @@ def stats_get() -> dict[str, int]:
 
 
 def cache_stat_incr(*, dataset: str, outcome: str) -> None:
-    """`outcome` is "hit" or "miss"; counted under the field `<dataset>:<outcome>`."""
-    _hincr(hash_key=cache_stats_key(), name=f"{dataset}:{outcome}", amount=1)
+    """`outcome` is "hit" or "miss"; counted under the field `<dataset>:<outcome>` (also `/metrics`'
+    `instabot_cache_requests_total`)."""
+    metrics.cache_request_incr(dataset=dataset, result=outcome)
 
 
 def cache_stats_get(*, datasets: tuple[str, ...]) -> list[dict[str, object]]:

@@ -77,6 +77,7 @@ class Stack:
             {
                 "DJANGO_SETTINGS_MODULE": "instabot.settings",
                 "DJANGO_DEBUG": "false",
+                "DJANGO_SECURE_SSL_REDIRECT": "false",  # the load generator speaks plain HTTP
                 "DJANGO_SECRET_KEY": "bench-secret-key",
                 "INSTAGRAM_APP_SECRET": SECRET,
                 "INSTAGRAM_VERIFY_TOKEN": "bench-verify-token",

@@ -5,6 +5,7 @@ defaults and the process refuses to start without them.
 """
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,12 +65,24 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+REDIS_ENABLED = env_bool("REDIS_ENABLED", True)
 
-# Development gets throwaway defaults; production must bring its own secrets.
-_dev_default = "insecure-development-only" if DEBUG else None
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", _dev_default)
-INSTAGRAM_APP_SECRET = env_str("INSTAGRAM_APP_SECRET", "dev-app-secret" if DEBUG else None)
-INSTAGRAM_VERIFY_TOKEN = env_str("INSTAGRAM_VERIFY_TOKEN", "dev-verify-token" if DEBUG else None)
+# Development gets throwaway defaults; production must bring its own secrets and say where its database
+# and Redis are. Every missing one is named on one line and the process does not start: no traceback
+# to read through in a platform's log, and exit status 3, which gunicorn's master takes as "worker failed
+# to boot" and stops instead of booting workers again forever.
+_REQUIRED_IN_PRODUCTION = ["DJANGO_SECRET_KEY", "INSTAGRAM_APP_SECRET", "INSTAGRAM_VERIFY_TOKEN", "DATABASE_URL"]
+if REDIS_ENABLED:
+    _REQUIRED_IN_PRODUCTION.append("REDIS_URL")
+_missing = [name for name in _REQUIRED_IN_PRODUCTION if not os.environ.get(name, "").strip()]
+if _missing and not DEBUG:
+    sys.stderr.write(
+        f"Instabot will not start: set {', '.join(_missing)} (required when DJANGO_DEBUG=false; see .env.example).\n"
+    )
+    raise SystemExit(3)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "insecure-development-only")
+INSTAGRAM_APP_SECRET = env_str("INSTAGRAM_APP_SECRET", "dev-app-secret")
+INSTAGRAM_VERIFY_TOKEN = env_str("INSTAGRAM_VERIFY_TOKEN", "dev-verify-token")
 # Optional second secret: apps on Facebook Login sign with the Meta app secret instead.
 META_APP_SECRET = env_str("META_APP_SECRET", "")
 
@@ -105,11 +118,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
     "django_rq",
     *INSTABOT_APPS,
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics, answered before the Host check and the HTTPS redirect.
+    "instabot.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from the app server itself: nothing else to deploy.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -179,7 +195,6 @@ STORAGES = {
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 # false means webhooks are processed inline in the web process, without Redis (as in the seed).
 USE_QUEUE_SYSTEM = env_bool("USE_QUEUE_SYSTEM", True)
-REDIS_ENABLED = env_bool("REDIS_ENABLED", True)
 REDIS_SOCKET_CONNECT_TIMEOUT = env_float("REDIS_SOCKET_CONNECT_TIMEOUT", 0.5)
 REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 2.0)
 # Every Redis key Instabot writes itself (cache, counters) starts with this.
@@ -278,18 +293,48 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON for programs; the browsable API for a browser (staff, logged in through the admin or
+    # /api/v1/auth/login/; everyone else gets its 401 or 403 page).
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# OpenAPI 3 at /api/v1/schema/, Swagger UI at /api/v1/docs/ (drf-spectacular).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Instabot API",
+    "DESCRIPTION": "Workspaces, automations and leads of Instabot. Staff only: send `Authorization: Token <key>` "
+    "(`manage.py drf_create_token <user>`) or use an admin session.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1/",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- Operations: /healthz, /readyz, /metrics ------------------------------------------------------
+# With a token set, /metrics requires `Authorization: Bearer <token>`; empty leaves it open (keep it
+# on a private network then).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# How long /readyz waits for the database and Redis before it answers 503 (seconds).
+READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# plain: one readable line per record; json: one JSON object per line (instabot.log_format).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "instabot.log_format.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
@@ -297,6 +342,15 @@ LOGGING = {
     },
 }
 
+# --- HTTPS, on by default in production (Meta calls webhooks over HTTPS only) -------------------------
+# /healthz, /readyz and /metrics are answered before the redirect (instabot.middleware).
 if not DEBUG:
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (Coolify, Heroku, nginx, a load balancer).
+    if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

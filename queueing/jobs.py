@@ -22,6 +22,7 @@ from automations.context import EventContext, run_with_context
 from automations.delivery import SendDeferred, TerminalDeliveryError, TransientDeliveryError
 from automations.services import aevent_handle
 from automations.stats import stat_incr
+from instabot.metrics import event_outcome_incr
 from queueing.dead_letters import dead_letter_park
 from queueing.queues import get_queue
 from queueing.services import event_job_data, queue_for_payload
@@ -43,6 +44,8 @@ async def aprocess_instagram_event(*, context: EventContext, event: dict[str, An
         return await context.run_sync(lambda: _defer(event, deferred=deferred, job=job))
     except TransientDeliveryError as exc:
         if job is not None and job.retries_left:
+            event_outcome_incr(kind=str(event.get("kind")), outcome="retried")
+            logger.info("%s %s will be retried: %s", event.get("kind"), event.get("event_id"), exc)
             raise
         reason, error = f"retries exhausted: {exc}", exc.error
     except TerminalDeliveryError as exc:
@@ -62,6 +65,7 @@ def _park(event: dict[str, Any], *, reason: str, error: dict[str, Any] | None, j
         attempts=attempts,
     )
     stat_incr(name="dead_lettered")
+    event_outcome_incr(kind=str(event.get("kind")), outcome="dead_lettered")
     return "dead_lettered"
 
 
@@ -79,5 +83,6 @@ def _defer(event: dict[str, Any], *, deferred: SendDeferred, job: Job | None) ->
         retry=data.retry,
     )
     stat_incr(name="deferred")
+    event_outcome_incr(kind=str(event.get("kind")), outcome="deferred")
     logger.info("%s %s deferred: %s", event.get("kind"), event.get("event_id"), deferred)
     return "deferred"

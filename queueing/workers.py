@@ -276,7 +276,6 @@ class InstabotWorker(SimpleWorker):
             loop.create_task(self._every(self.heartbeat_every, self._heartbeat)),
             loop.create_task(self._every(self.maintenance_interval, self._maintenance)),
             loop.create_task(self._every(settings.FALLBACK_RELAY_INTERVAL_SECONDS, self._relay, first_delay=True)),
-            loop.create_task(self._every(1.0, self._flush_counters, first_delay=True)),
             loop.create_task(self._every(SCHEDULE_EVERY_SECONDS, self._schedule)),
         ]
         try:
@@ -574,6 +573,3 @@ class InstabotWorker(SimpleWorker):
         """Move events waiting in the database fallback store into the queues; returns how many."""
         result = await self._context.run_sync(fallback_relay_safely)
         return result.relayed if result is not None else 0
-
-    async def _flush_counters(self) -> None:
-        await self._context.run_sync(stats_flush)

@@ -16,6 +16,8 @@ os.environ.update(
         "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13"),
         "INSTABOT_KEY_PREFIX": "instabot-test",
         "DJANGO_SECURE_COOKIES": "false",
+        # Tests (and the processes they start) speak plain HTTP to the web server.
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
     }
 )
 os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")

@@ -1,6 +1,7 @@
 """The Instagram webhook endpoint: verify, parse, hand over, answer. Nothing else happens here."""
 
 import logging
+import time
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -8,6 +9,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from instabot.metrics import webhook_request_observe
 from webhooks.parsing import WebhookPayloadError, parse_webhook_body
 from webhooks.services import IntakeUnavailable, webhook_events_dispatch
 from webhooks.signatures import signature_is_valid
@@ -28,7 +30,13 @@ def app_secrets() -> list[str]:
 def instagram_webhook(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _verify_subscription(request)
-    return _receive_events(request)
+    started, status = time.perf_counter(), 500
+    try:
+        response = _receive_events(request)
+        status = response.status_code
+        return response
+    finally:
+        webhook_request_observe(status=status, seconds=time.perf_counter() - started)
 
 
 def _verify_subscription(request: HttpRequest) -> HttpResponse:

@@ -1,0 +1,100 @@
+"""Production settings refuse to start wrong, and are HTTPS-ready by default."""
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+
+from tests.support.processes import ROOT
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "instabot.settings",
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "k3y-" + "x7Qp9vL2mZ8rT4wY6nB1cF5hJ0dG3sK" * 2,
+    "INSTAGRAM_APP_SECRET": "app-secret-for-settings-test",
+    "INSTAGRAM_VERIFY_TOKEN": "verify-token-for-settings-test",
+    "DATABASE_URL": "sqlite:///:memory:",
+    "REDIS_URL": "redis://127.0.0.1:6379/10",
+    "DJANGO_ALLOWED_HOSTS": "instabot.example.com",
+}
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # Only what is given: not the test run's own environment, which holds every variable.
+    base = {"PATH": os.environ["PATH"], "HOME": str(ROOT / "var")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "missing", ["DJANGO_SECRET_KEY", "INSTAGRAM_APP_SECRET", "INSTAGRAM_VERIFY_TOKEN", "DATABASE_URL", "REDIS_URL"]
+)
+def test_production_refuses_to_start_without_a_required_variable_in_one_line(missing: str) -> None:
+    env = {name: value for name, value in PRODUCTION_ENV.items() if name != missing}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Instabot will not start: set ") and missing in lines[0]
+    assert "app-secret-for-settings-test" not in result.stderr
+
+
+def test_every_missing_variable_is_named_at_once_and_a_blank_one_counts_as_missing() -> None:
+    result = manage("check", env={"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "  "})
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "Instabot will not start: set DJANGO_SECRET_KEY, INSTAGRAM_APP_SECRET, INSTAGRAM_VERIFY_TOKEN, "
+        "DATABASE_URL, REDIS_URL (required when DJANGO_DEBUG=false; see .env.example)."
+    )
+
+
+def test_redis_url_is_not_required_without_redis_and_debug_needs_nothing() -> None:
+    without_redis = {name: value for name, value in PRODUCTION_ENV.items() if name != "REDIS_URL"}
+    assert manage("check", env={**without_redis, "REDIS_ENABLED": "false"}).returncode == 0
+    development = manage("check", env={"DJANGO_DEBUG": "true", "DATABASE_URL": "sqlite:///:memory:"})
+    assert development.returncode == 0, development.stderr
+
+
+def test_check_deploy_passes_with_the_production_defaults() -> None:
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_https_settings_are_on_by_default_in_production() -> None:
+    # tests.settings is the production module with DJANGO_DEBUG=false (and the redirect off for plain HTTP).
+    assert django_settings.SECURE_PROXY_SSL_HEADER == ("HTTP_X_FORWARDED_PROTO", "https")
+    assert django_settings.SECURE_HSTS_SECONDS == 365 * 24 * 3600
+    assert django_settings.SECURE_HSTS_INCLUDE_SUBDOMAINS and django_settings.SECURE_HSTS_PRELOAD
+    result = manage(
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        "from django.conf import settings as s; print(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE)",
+        env=PRODUCTION_ENV,
+    )
+    assert result.stdout.split() == ["True", "True"], result.stderr
+
+
+@pytest.mark.django_db
+def test_plain_http_is_redirected_but_health_checks_are_not(settings: Any) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()
+    assert client.get("/api/v1/").status_code == 301
+    assert client.get("/healthz").status_code == 200
+    behind_proxy = client.get("/api/v1/", HTTP_X_FORWARDED_PROTO="https")
+    assert behind_proxy.status_code == 401  # reached the API: it is HTTPS as the proxy says
+    assert behind_proxy["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
