@@ -11,7 +11,9 @@ from django.test import Client
 
 from automations.models import Automation, Workspace
 from devtools.fake_graph_api import FakeGraphAPI
-from tests.conftest import TOKEN, run_worker_burst
+from queueing.queues import QUEUE_NAMES
+from tests.conftest import TOKEN
+from tests.support.processes import run_manage
 from tests.support.webhooks import post_webhook
 from webhooks.events import EventKind
 from webhooks.samples import encode_payload, sample_event_payload
@@ -29,6 +31,12 @@ pytestmark = [
 
 # Django's live server runs beside Playwright's event loop in this thread.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def run_worker_process() -> None:
+    """A real `rqworker --burst` (this thread runs Playwright's event loop, so no worker runs in it)."""
+    result = run_manage("rqworker", *QUEUE_NAMES, "--burst")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture
@@ -60,7 +68,7 @@ def test_admin_edit_of_an_automation_is_used_by_the_next_webhook(page: Any, grap
     )
     client = Client()
     assert post_webhook(client, "messages__text").status_code == 200
-    run_worker_burst()
+    run_worker_process()
     assert [c.body["message"]["text"] for c in graph.calls()] == ["Old text"]
 
     page.goto(f"{page.live_server_url}/admin/automations/automation/")
@@ -77,7 +85,7 @@ def test_admin_edit_of_an_automation_is_used_by_the_next_webhook(page: Any, grap
     # A new message (the same one again would be a redelivery, answered only once).
     fresh = sample_event_payload(kind=EventKind.DM, account_id="17841400000000001", text="what does it cost")
     assert post_webhook(client, encode_payload(fresh)).status_code == 200
-    run_worker_burst()
+    run_worker_process()
     assert [c.body["message"]["text"] for c in graph.calls()] == ["Old text", "New text from the admin"]
 
 
