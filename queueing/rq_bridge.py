@@ -47,12 +47,15 @@ SUSPENDED_KEY = WORKERS_SUSPENDED
 
 # Take up to ARGV[1] jobs, highest-priority queue first, and record each as started, all in one atomic
 # step: a job is always in a queue or in a started registry, never only in a worker's memory.
-# KEYS: the queue keys in priority order, then their started-registry keys in the same order.
+# Takes nothing while `rq suspend` is in force (returns {-1}).
+# KEYS: the queue keys in priority order, then their started-registry keys in the same order, then
+# the suspension key.
 # ARGV: count, job key prefix, worker name, now (epoch s), started-registry TTL (s), now as RQ's UTC
 # text, execution id prefix, worker executions key, execution key prefix, execution registry prefix.
 # Returns a flat list: queue index, job id, execution id, job hash (as HGETALL), for each job.
 DEQUEUE_LUA = """
-local n = #KEYS / 2
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {-1} end
+local n = (#KEYS - 1) / 2
 local want = tonumber(ARGV[1])
 local now = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
@@ -142,6 +145,7 @@ def dequeue_args(
     """KEYS and ARGV of DEQUEUE_LUA."""
     now = datetime.now(UTC)
     keys = [q.key for q in queues] + [StartedJobRegistry(q.name, connection=q.connection).key for q in queues]
+    keys.append(SUSPENDED_KEY)
     args = [
         count,
         Job.redis_job_namespace_prefix,
@@ -155,6 +159,11 @@ def dequeue_args(
         _EXECUTION_REGISTRY_PREFIX,
     ]
     return keys, args
+
+
+def dequeue_suspended(raw: list[Any]) -> bool:
+    """Whether DEQUEUE_LUA found the workers suspended (`rq suspend`)."""
+    return len(raw) == 1 and int(raw[0]) == -1
 
 
 def jobs_from_dequeue(

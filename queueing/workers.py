@@ -150,6 +150,10 @@ class WatchdogDeathPenalty(BaseDeathPenalty):
                     )
 
 
+class WorkersSuspended(Exception):
+    """`rq suspend` is in force: take no jobs."""
+
+
 class InstabotWorker(SimpleWorker):
     """An RQ worker running up to `concurrency` jobs at once on an event loop (see the module docstring)."""
 
@@ -296,17 +300,8 @@ class InstabotWorker(SimpleWorker):
         started = 0
         idle_since = time.monotonic()
         idle_poll = 0.001
-        suspended_checked_at = 0.0
         backoff = 0.5
         while not self._stop_requested:
-            if time.monotonic() - suspended_checked_at >= 1.0:
-                suspended_checked_at = time.monotonic()
-                if await self._suspended():
-                    if burst:
-                        self.log.info("Worker %s: suspended in burst mode, exiting", self.name)
-                        break
-                    await asyncio.sleep(1.0)
-                    continue
             free = self.concurrency - len(self._in_flight)
             if max_jobs is not None:
                 free = min(free, max_jobs - started)
@@ -318,6 +313,13 @@ class InstabotWorker(SimpleWorker):
                 continue
             try:
                 taken = await self._take(free)
+            except WorkersSuspended:
+                if burst:
+                    self.log.info("Worker %s: suspended in burst mode, exiting", self.name)
+                    break
+                await self._set_state(WorkerStatus.SUSPENDED)
+                await asyncio.sleep(1.0)
+                continue
             except redis.RedisError as exc:
                 self.log.error("Worker %s: Redis unavailable (%s), retrying in %.1f s", self.name, exc, backoff)
                 await asyncio.sleep(backoff)
@@ -347,9 +349,7 @@ class InstabotWorker(SimpleWorker):
             if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
                 self.log.info("Worker %s: idle for %d seconds, quitting", self.name, max_idle_time)
                 break
-            if self.get_state() != WorkerStatus.IDLE:
-                self._state = WorkerStatus.IDLE
-                await self._redis.hset(self.key, "state", WorkerStatus.IDLE)
+            await self._set_state(WorkerStatus.IDLE)
             await asyncio.sleep(idle_poll)
             idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
         return started
@@ -363,6 +363,8 @@ class InstabotWorker(SimpleWorker):
             ttl=self.started_ttl,
         )
         raw = await self._dequeue(keys=keys, args=args)
+        if rq_bridge.dequeue_suspended(raw):
+            raise WorkersSuspended
         taken = rq_bridge.jobs_from_dequeue(
             raw,
             queues=list(self.queues),
@@ -371,10 +373,14 @@ class InstabotWorker(SimpleWorker):
             worker_name=self.name,
             started_monotonic=time.monotonic(),
         )
-        if taken and self.get_state() != WorkerStatus.BUSY:
-            self._state = WorkerStatus.BUSY
-            await self._redis.hset(self.key, "state", WorkerStatus.BUSY)
+        if taken:
+            await self._set_state(WorkerStatus.BUSY)
         return taken
+
+    async def _set_state(self, state: str) -> None:
+        if self.get_state() != state:
+            self._state = state
+            await self._redis.hset(self.key, "state", state)
 
     def _start(self, item: rq_bridge.TakenJob) -> None:
         self._in_flight[item.composite_key] = item
@@ -545,12 +551,6 @@ class InstabotWorker(SimpleWorker):
                 pipe, taken=list(self._in_flight.values()), ttl=self.started_ttl, now=time.time()
             )
             await pipe.execute()
-
-    async def _suspended(self) -> bool:
-        try:
-            return bool(await self._redis.exists(rq_bridge.SUSPENDED_KEY))
-        except redis.RedisError:
-            return False
 
     async def _schedule(self) -> None:
         """Move due scheduled jobs into their queues, one worker of the deployment at a time."""
