@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 
 import redis
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django_redis.exceptions import ConnectionInterrupted
 
 from automations.context import EventContext
@@ -113,8 +113,8 @@ def _cached_or_database(*, dataset: str, key: str, generation_key: str, timeout:
         return fill()
 
 
-def _decode(raw: Any) -> Any:
-    return None if raw is None else cache.client.decode(raw)  # type: ignore[attr-defined]
+def _decode(raw: Any, backend: Any) -> Any:
+    return None if raw is None else backend.client.decode(raw)
 
 
 async def _acached(
@@ -123,14 +123,15 @@ async def _acached(
     """`_cached_or_database` for the event loop: a hit is one async MGET; a miss fills in the context's
     thread pool (lock, database read and all), so the loop never waits on the database."""
     if context.redis is not None:
+        backend = caches["default"]  # once: each use of the `cache` proxy looks it up again
         try:
             raw_generation, raw_entry = await context.redis_command(
-                "MGET", cache.make_key(generation_key), cache.make_key(key)
+                "MGET", backend.make_key(generation_key), backend.make_key(key)
             )
         except CACHE_ERRORS:
             raw_generation = raw_entry = None
         if raw_generation is not None and raw_entry is not None:
-            generation, entry = _decode(raw_generation), _decode(raw_entry)
+            generation, entry = _decode(raw_generation, backend), _decode(raw_entry, backend)
             if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
                 cache_stat_incr(dataset=dataset, outcome="hit")
                 return cast(T, entry[1])
@@ -229,8 +230,9 @@ async def auser_state_get(*, context: EventContext, workspace_id: Any, instagram
             lambda: user_state_get(workspace_id=workspace_id, instagram_user_id=instagram_user_id)
         )
     key = user_state_key(workspace_id=workspace_id, instagram_user_id=instagram_user_id)
+    backend = caches["default"]
     try:
-        value: dict[str, Any] | None = _decode(await context.redis_command("GET", cache.make_key(key)))
+        value: dict[str, Any] | None = _decode(await context.redis_command("GET", backend.make_key(key)), backend)
     except CACHE_ERRORS:
         logger.warning("cache unavailable: conversation state of workspace %s not read", workspace_id)
         return None
