@@ -12,6 +12,7 @@ from automations.delivery import ACTION_CONFIRMATION, send_once
 from automations.graph import GraphClient
 from automations.models import Lead
 from automations.selectors import AutomationData, WorkspaceData, automation_get_collecting
+from automations.tokens import workspace_token_require_usable
 from webhooks.events import InstagramEvent
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def conversation_answer(*, workspace: WorkspaceData, event: InstagramEvent, grap
         workspace_id=workspace.id, instagram_user_id=event.sender_id, state={**state, "answered_by": event.event_id}
     )
     if automation.confirmation_text:
+        workspace_token_require_usable(workspace=workspace)
         send_once(
             account_id=workspace.instagram_account_id,
             event_id=event.event_id,

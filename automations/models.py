@@ -1,5 +1,31 @@
+from datetime import datetime, timedelta
+
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
+
+from instabot.encryption import EncryptedTextField
+
+# A token this close to its expiry is shown as `expiring` (the daily refresh should have renewed it).
+TOKEN_EXPIRING_WITHIN = timedelta(days=7)
+
+
+class TokenStatus(models.TextChoices):
+    OK = "ok", "OK"
+    EXPIRING = "expiring", "Expiring within 7 days"
+    EXPIRED = "expired", "Expired or refused by Meta"
+
+
+def token_status(*, expires_at: datetime | None, refused_at: datetime | None, now: datetime) -> TokenStatus:
+    """`expired` once Meta refused the token (code 190) or its expiry passed; `expiring` within 7 days of it.
+
+    A token of unknown expiry (pasted by hand) is `ok` until Meta refuses it.
+    """
+    if refused_at is not None or (expires_at is not None and expires_at <= now):
+        return TokenStatus.EXPIRED
+    if expires_at is not None and expires_at - now <= TOKEN_EXPIRING_WITHIN:
+        return TokenStatus.EXPIRING
+    return TokenStatus.OK
 
 
 class Workspace(models.Model):
@@ -8,8 +34,19 @@ class Workspace(models.Model):
     name = models.CharField(max_length=200)
     # The id Meta puts in `entry[].id` of every webhook for this account.
     instagram_account_id = models.CharField(max_length=64, unique=True)
-    # Never shown: the admin and the API accept it but never display it.
-    access_token = models.TextField()
+    # The account's @username, as Meta last told it (connect flow); informative only.
+    instagram_username = models.CharField(max_length=64, blank=True, default="")
+    # Encrypted at rest (INSTABOT_ENCRYPTION_KEY), plain text on the instance. Never shown: the admin and
+    # the API accept it but never display it. Replace it with `set_access_token`.
+    access_token = EncryptedTextField()
+    # When the current token was issued (connect, refresh or typed in); None: unknown (before these fields).
+    token_issued_at = models.DateTimeField(null=True, blank=True)
+    # When Meta says the current token expires; None: unknown (a token pasted by hand).
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    # When Meta refused the current token (code 190); sends for the account are parked until a new one.
+    token_refused_at = models.DateTimeField(null=True, blank=True)
+    # When the account was last subscribed to webhooks (comments, messages) through Instabot.
+    subscribed_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
@@ -19,6 +56,18 @@ class Workspace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.instagram_account_id})"
+
+    @property
+    def token_status(self) -> TokenStatus:
+        return token_status(expires_at=self.token_expires_at, refused_at=self.token_refused_at, now=timezone.now())
+
+    def set_access_token(self, token: str, *, expires_in_seconds: int | None = None) -> None:
+        """A new token (not saved yet): Meta has not refused it, and it expires when Meta said, if it did."""
+        now = timezone.now()
+        self.access_token = token
+        self.token_issued_at = now
+        self.token_expires_at = now + timedelta(seconds=expires_in_seconds) if expires_in_seconds else None
+        self.token_refused_at = None
 
 
 class AutomationType(models.TextChoices):

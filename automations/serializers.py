@@ -3,18 +3,44 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from automations.models import Automation, Lead, Workspace
+from automations.models import Automation, Lead, TokenStatus, Workspace
 from instabot.ids import ModelSerializer
 
 
 class WorkspaceSerializer(ModelSerializer):
     # Write-only: the API accepts a token and never returns one.
     access_token = serializers.CharField(write_only=True, trim_whitespace=True, max_length=4096)
+    # `ok`, `expiring` (within 7 days) or `expired` (past its expiry, or refused by Meta: sends are parked).
+    token_status = serializers.ChoiceField(choices=TokenStatus.choices, read_only=True)
 
     class Meta:
         model = Workspace
-        fields = ["id", "name", "instagram_account_id", "access_token", "is_active", "created_at", "updated_at"]
-        read_only_fields = ["created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "instagram_account_id",
+            "access_token",
+            "is_active",
+            "token_status",
+            "token_expires_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["token_expires_at", "created_at", "updated_at"]
+
+    def create(self, validated_data: dict[str, Any]) -> Workspace:
+        workspace = Workspace(**{k: v for k, v in validated_data.items() if k != "access_token"})
+        workspace.set_access_token(validated_data["access_token"])
+        workspace.save()
+        return workspace
+
+    def update(self, instance: Workspace, validated_data: dict[str, Any]) -> Workspace:
+        token = validated_data.pop("access_token", None)
+        # A new token is one Meta has not refused yet: the workspace's sends resume.
+        if token is not None and token != instance.access_token:
+            instance.set_access_token(token)
+        updated: Workspace = super().update(instance, validated_data)
+        return updated
 
 
 class AutomationSerializer(ModelSerializer):

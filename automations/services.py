@@ -4,7 +4,14 @@ import logging
 from enum import StrEnum
 
 from automations.conversations import conversation_answer, conversation_start
-from automations.delivery import ACTION_DM, ACTION_PRIVATE_REPLY, ACTION_PUBLIC_REPLY, SendOutcome, send_once
+from automations.delivery import (
+    ACTION_DM,
+    ACTION_PRIVATE_REPLY,
+    ACTION_PUBLIC_REPLY,
+    SendOutcome,
+    TerminalDeliveryError,
+    send_once,
+)
 from automations.graph import GraphClient, get_graph_client
 from automations.models import Automation, Workspace
 from automations.selectors import (
@@ -14,6 +21,7 @@ from automations.selectors import (
     workspace_get_active_by_instagram_id,
 )
 from automations.stats import stat_incr
+from automations.tokens import is_token_refusal, workspace_token_mark_refused, workspace_token_require_usable
 from webhooks.events import EventKind, InstagramEvent
 
 logger = logging.getLogger(__name__)
@@ -38,6 +46,22 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
     # The parser drops echoes and own comments already; a job re-checks, as it may be replayed.
     if event.sender_id == workspace.instagram_account_id:
         return _count(EventOutcome.OWN_EVENT)
+    try:
+        return _event_answer(workspace=workspace, event=event, graph=graph)
+    except TerminalDeliveryError as exc:
+        if is_token_refusal(exc) and not workspace.token_refused:
+            _token_mark_refused(workspace=workspace)
+        raise
+
+
+def _token_mark_refused(*, workspace: WorkspaceData) -> None:
+    try:
+        workspace_token_mark_refused(workspace_id=workspace.pk, access_token=workspace.access_token)
+    except Exception:  # the event is parked either way; the next refusal tries again
+        logger.exception("could not mark the token of workspace %s as refused", workspace.pk)
+
+
+def _event_answer(*, workspace: WorkspaceData, event: InstagramEvent, graph: GraphClient | None) -> EventOutcome:
     # A DM may answer an automation's follow-up question (automations/conversations.py).
     if event.kind == EventKind.DM and conversation_answer(
         workspace=workspace, event=event, graph=graph or get_graph_client()
@@ -49,6 +73,8 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
     if automation is None:
         logger.info("no automation matched %s %s of workspace %s", event.kind, event.event_id, workspace.pk)
         return _count(EventOutcome.NO_MATCH)
+    # Nothing is sent with a token Meta already refused: the event is parked until a new one arrives.
+    workspace_token_require_usable(workspace=workspace)
     sent = automation_reply(workspace=workspace, automation=automation, event=event, graph=graph or get_graph_client())
     if not sent:
         logger.info("%s %s of workspace %s was answered before: not again", event.kind, event.event_id, workspace.pk)

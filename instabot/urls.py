@@ -3,12 +3,19 @@ from django.urls import include, path, re_path
 
 from automations.api import router
 from queueing.admin import dead_letters_view
+from queueing.api import WorkspaceDeadLettersReplayView
 from webhooks.views import instagram_webhook
 
 urlpatterns = [
     # Meta calls this URL with and without the trailing slash; neither may redirect.
     re_path(r"^api/webhooks/instagram/?$", instagram_webhook, name="instagram-webhook"),
+    path(
+        "api/v1/workspaces/<str:pk>/replay-dead-letters/",
+        WorkspaceDeadLettersReplayView.as_view(),
+        name="workspace-replay-dead-letters",
+    ),
     path("api/v1/", include(router.urls)),
+    path("", include("instagram.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/dead-letters/", admin.site.admin_view(dead_letters_view), name="dead-letters"),
     path("admin/", admin.site.urls),

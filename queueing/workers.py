@@ -45,6 +45,7 @@ from rq.utils import as_text, now
 from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
 
 from automations.stats import stats_flush
+from instagram.maintenance import accounts_maintenance_run_if_due
 
 logger = logging.getLogger(__name__)
 
@@ -494,6 +495,10 @@ class InstabotWorker(ConcurrentWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", settings.WORKER_MAINTENANCE_INTERVAL_SECONDS)
         super().__init__(*args, **kwargs)
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        accounts_maintenance_run_if_due()  # the daily token refresh, once per deployment
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # RQ adds a fixed 60 s of grace to every heartbeat; the setting makes it tunable.

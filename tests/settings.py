@@ -16,6 +16,9 @@ os.environ.update(
         "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13"),
         "INSTABOT_KEY_PREFIX": "instabot-test",
         "DJANGO_SECURE_COOKIES": "false",
+        # A fixed test key (never a production one): access tokens are encrypted at rest with it.
+        "INSTABOT_ENCRYPTION_KEY": "bNCyNEtbhNlR8Xoe9RWKpLkoBXosEB-jP4LG9q5WY1g=",
+        "INSTAGRAM_APP_ID": "990602627938098",
     }
 )
 os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")
