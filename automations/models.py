@@ -1,4 +1,5 @@
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -28,6 +29,10 @@ def token_status(*, expires_at: datetime | None, refused_at: datetime | None, no
     return TokenStatus.OK
 
 
+# What saving a new token resets (Workspace.save).
+_TOKEN_STATE_FIELDS = ("token_issued_at", "token_expires_at", "token_refused_at")
+
+
 class Workspace(models.Model):
     """A business's connected Instagram professional account and the token Instabot sends with."""
 
@@ -37,7 +42,7 @@ class Workspace(models.Model):
     # The account's @username, as Meta last told it (connect flow); informative only.
     instagram_username = models.CharField(max_length=64, blank=True, default="")
     # Encrypted at rest (INSTABOT_ENCRYPTION_KEY), plain text on the instance. Never shown: the admin and
-    # the API accept it but never display it. Replace it with `set_access_token`.
+    # the API accept it but never display it. Saving a different one resets the token fields (see save()).
     access_token = EncryptedTextField()
     # When the current token was issued (connect, refresh or typed in); None: unknown (before these fields).
     token_issued_at = models.DateTimeField(null=True, blank=True)
@@ -51,23 +56,53 @@ class Workspace(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
+    # Not fields: the token as loaded, and the lifetime set_access_token() was given for a new one.
+    _loaded_access_token: str | None = None
+    _new_token_expires_in: int | None = None
+
     class Meta:
         ordering = ["name", "id"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.instagram_account_id})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saving a token other than the one loaded (admin, API, reconnect, code) starts it afresh: issued
+        now, not refused by Meta (its sends resume), expiring when `set_access_token` said, else unknown."""
+        if self._access_token_changed():
+            now = timezone.now()
+            expires_in = getattr(self, "_new_token_expires_in", None)
+            self.token_issued_at = now
+            self.token_expires_at = now + timedelta(seconds=expires_in) if expires_in else None
+            self.token_refused_at = None
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], *_TOKEN_STATE_FIELDS}
+        super().save(*args, **kwargs)
+        self._loaded_access_token = self.__dict__.get("access_token")
+        self._new_token_expires_in = None
+
     @property
     def token_status(self) -> TokenStatus:
         return token_status(expires_at=self.token_expires_at, refused_at=self.token_refused_at, now=timezone.now())
 
+    @classmethod
+    def from_db(cls, *args: Any, **kwargs: Any) -> "Workspace":
+        instance = super().from_db(*args, **kwargs)
+        # What save() compares with: the token as read, before anyone assigns a new one.
+        instance._loaded_access_token = instance.__dict__.get("access_token")
+        return instance
+
     def set_access_token(self, token: str, *, expires_in_seconds: int | None = None) -> None:
-        """A new token (not saved yet): Meta has not refused it, and it expires when Meta said, if it did."""
-        now = timezone.now()
+        """A new token with the lifetime Meta gave it (saved by the next save())."""
         self.access_token = token
-        self.token_issued_at = now
-        self.token_expires_at = now + timedelta(seconds=expires_in_seconds) if expires_in_seconds else None
-        self.token_refused_at = None
+        self._new_token_expires_in = expires_in_seconds
+
+    def _access_token_changed(self) -> bool:
+        if "access_token" not in self.__dict__:  # deferred, hence not being saved
+            return False
+        if self._state.adding:
+            return True
+        return bool(self.access_token != getattr(self, "_loaded_access_token", None))
 
 
 class AutomationType(models.TextChoices):

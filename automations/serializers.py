@@ -28,20 +28,6 @@ class WorkspaceSerializer(ModelSerializer):
         ]
         read_only_fields = ["token_expires_at", "created_at", "updated_at"]
 
-    def create(self, validated_data: dict[str, Any]) -> Workspace:
-        workspace = Workspace(**{k: v for k, v in validated_data.items() if k != "access_token"})
-        workspace.set_access_token(validated_data["access_token"])
-        workspace.save()
-        return workspace
-
-    def update(self, instance: Workspace, validated_data: dict[str, Any]) -> Workspace:
-        token = validated_data.pop("access_token", None)
-        # A new token is one Meta has not refused yet: the workspace's sends resume.
-        if token is not None and token != instance.access_token:
-            instance.set_access_token(token)
-        updated: Workspace = super().update(instance, validated_data)
-        return updated
-
 
 class AutomationSerializer(ModelSerializer):
     keywords = serializers.ListField(

@@ -40,17 +40,9 @@ class WorkspaceForm(forms.ModelForm):
                 return self.instance.access_token
             raise forms.ValidationError("A new workspace needs an access token.")
         if token != self.instance.access_token:
+            # Saving it resets the token's state (Workspace.save): not refused, so its sends resume.
             self.new_token = token
         return token
-
-    def save(self, commit: bool = True) -> Any:
-        workspace: Workspace = super().save(commit=False)
-        if self.new_token:
-            # A new token is one Meta has not refused yet: the workspace's sends resume.
-            workspace.set_access_token(self.new_token)
-        if commit:
-            workspace.save()
-        return workspace
 
 
 class TokenStatusFilter(admin.SimpleListFilter):
