@@ -71,7 +71,7 @@ class Workspace(models.Model):
         now, not refused by Meta (its sends resume), expiring when `set_access_token` said, else unknown."""
         if self._access_token_changed():
             now = timezone.now()
-            expires_in = getattr(self, "_new_token_expires_in", None)
+            expires_in = self._new_token_expires_in
             self.token_issued_at = now
             self.token_expires_at = now + timedelta(seconds=expires_in) if expires_in else None
             self.token_refused_at = None
@@ -102,7 +102,7 @@ class Workspace(models.Model):
             return False
         if self._state.adding:
             return True
-        return bool(self.access_token != getattr(self, "_loaded_access_token", None))
+        return bool(self.access_token != self._loaded_access_token)
 
 
 class AutomationType(models.TextChoices):

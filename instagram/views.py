@@ -50,7 +50,7 @@ def connect_callback_view(request: HttpRequest) -> HttpResponse:
                 connect_state_consume(state=state, user_id=str(request.user.pk))
             except (ConnectError, *CACHE_ERRORS):  # type: ignore[misc]  # a tuple of classes, unpacked
                 pass
-        description = request.GET.get("error_description", "").replace("+", " ") or error
+        description = request.GET.get("error_description", "") or error
         messages.error(request, f"Instagram did not connect the account: {description[:300]} ({error[:50]}).")
         return HttpResponseRedirect(_workspaces_url())
     try:

@@ -69,6 +69,9 @@ def test_a_new_token_through_the_api_resumes_sends_and_the_parked_ones_replay_on
     assert response.status_code == 200
     assert response.json()["token_status"] == "ok"
     assert b"new-token" not in response.content
+    replay_url = f"http://testserver/api/v1/workspaces/{workspace.pk}/replay-dead-letters/"
+    assert response["Link"] == f'<{replay_url}>; rel="replay-dead-letters"'
+    assert "Link" not in api.patch(url, {"name": "Renamed"}, format="json")  # offered once, for the new token
     replay = api.post(f"/api/v1/workspaces/{workspace.pk}/replay-dead-letters/")
     assert replay.json() == {"replayed": 2}
     assert api.post(f"/api/v1/workspaces/{workspace.pk}/replay-dead-letters/").json() == {"replayed": 0}
