@@ -7,37 +7,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from automations.cache import DATASETS
-from automations.models import Automation, Lead, Workspace
+from automations.models import Automation, Lead
 from automations.stats import cache_stats_get
 
-
-class WorkspaceForm(forms.ModelForm):
-    # Never rendered back: staff may set a new token, not read the old one.
-    access_token = forms.CharField(
-        widget=forms.PasswordInput(render_value=False),
-        required=False,
-        help_text="Leave empty to keep the current token. It is never displayed.",
-    )
-
-    class Meta:
-        model = Workspace
-        fields = ["name", "instagram_account_id", "access_token", "is_active"]
-
-    def clean_access_token(self) -> str:
-        token: str = self.cleaned_data.get("access_token", "").strip()
-        if not token:
-            if self.instance.pk and self.instance.access_token:
-                return self.instance.access_token
-            raise forms.ValidationError("A new workspace needs an access token.")
-        return token
-
-
-@admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
-    form = WorkspaceForm
-    list_display = ["name", "instagram_account_id", "is_active", "updated_at"]
-    list_filter = ["is_active"]
-    search_fields = ["name", "instagram_account_id"]
+# Workspaces (connected Instagram accounts, their tokens) are administered in instagram/admin.py.
 
 
 class KeywordsField(forms.CharField):

@@ -3,7 +3,10 @@
 from typing import Any
 
 from django.db.models import Model, QuerySet
+from django.urls import reverse
 from rest_framework import routers, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from automations.models import Automation, Lead, Workspace
 from automations.serializers import AutomationSerializer, LeadSerializer, WorkspaceSerializer
@@ -13,6 +16,16 @@ from instabot.ids import pk_from_string
 class WorkspaceViewSet(viewsets.ModelViewSet):
     queryset = Workspace.objects.order_by("id")
     serializer_class = WorkspaceSerializer
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        was_refused = self.get_object().token_refused_at is not None
+        response = super().update(request, *args, **kwargs)
+        workspace = self.get_object()
+        if was_refused and workspace.token_refused_at is None:
+            # A new token replaced one Meta refused: offer to replay what the refusal parked.
+            replay = reverse("workspace-replay-dead-letters", args=[workspace.pk])
+            response["Link"] = f'<{request.build_absolute_uri(replay)}>; rel="replay-dead-letters"'
+        return response
 
 
 def filter_by_ids(queryset: QuerySet[Any], *, params: Any, fields: dict[str, type[Model]]) -> QuerySet[Any]:

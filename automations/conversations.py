@@ -13,6 +13,7 @@ from automations.context import EventContext
 from automations.delivery import ACTION_CONFIRMATION, send_once
 from automations.models import Lead
 from automations.selectors import AutomationData, WorkspaceData, automation_get_collecting
+from automations.tokens import workspace_token_require_usable
 from webhooks.events import InstagramEvent
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ async def conversation_answer(*, context: EventContext, workspace: WorkspaceData
     if automation is None:
         return False
     if automation.confirmation_text:
+        workspace_token_require_usable(workspace=workspace)
         await send_once(
             context=context,
             account_id=workspace.instagram_account_id,

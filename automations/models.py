@@ -1,5 +1,36 @@
+from datetime import datetime, timedelta
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
+
+from instabot.encryption import EncryptedTextField
+
+# A token this close to its expiry is shown as `expiring` (the daily refresh should have renewed it).
+TOKEN_EXPIRING_WITHIN = timedelta(days=7)
+
+
+class TokenStatus(models.TextChoices):
+    OK = "ok", "OK"
+    EXPIRING = "expiring", "Expiring within 7 days"
+    EXPIRED = "expired", "Expired or refused by Meta"
+
+
+def token_status(*, expires_at: datetime | None, refused_at: datetime | None, now: datetime) -> TokenStatus:
+    """`expired` once Meta refused the token (code 190) or its expiry passed; `expiring` within 7 days of it.
+
+    A token of unknown expiry (pasted by hand) is `ok` until Meta refuses it.
+    """
+    if refused_at is not None or (expires_at is not None and expires_at <= now):
+        return TokenStatus.EXPIRED
+    if expires_at is not None and expires_at - now <= TOKEN_EXPIRING_WITHIN:
+        return TokenStatus.EXPIRING
+    return TokenStatus.OK
+
+
+# What saving a new token resets (Workspace.save).
+_TOKEN_STATE_FIELDS = ("token_issued_at", "token_expires_at", "token_refused_at")
 
 
 class Workspace(models.Model):
@@ -8,17 +39,70 @@ class Workspace(models.Model):
     name = models.CharField(max_length=200)
     # The id Meta puts in `entry[].id` of every webhook for this account.
     instagram_account_id = models.CharField(max_length=64, unique=True)
-    # Never shown: the admin and the API accept it but never display it.
-    access_token = models.TextField()
+    # The account's @username, as Meta last told it (connect flow); informative only.
+    instagram_username = models.CharField(max_length=64, blank=True, default="")
+    # Encrypted at rest (INSTABOT_ENCRYPTION_KEY), plain text on the instance. Never shown: the admin and
+    # the API accept it but never display it. Saving a different one resets the token fields (see save()).
+    access_token = EncryptedTextField()
+    # When the current token was issued (connect, refresh or typed in); None: unknown (before these fields).
+    token_issued_at = models.DateTimeField(null=True, blank=True)
+    # When Meta says the current token expires; None: unknown (a token pasted by hand).
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    # When Meta refused the current token (code 190); sends for the account are parked until a new one.
+    token_refused_at = models.DateTimeField(null=True, blank=True)
+    # When the account was last subscribed to webhooks (comments, messages) through Instabot.
+    subscribed_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    # Not fields: the token as loaded, and the lifetime set_access_token() was given for a new one.
+    _loaded_access_token: str | None = None
+    _new_token_expires_in: int | None = None
 
     class Meta:
         ordering = ["name", "id"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.instagram_account_id})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saving a token other than the one loaded (admin, API, reconnect, code) starts it afresh: issued
+        now, not refused by Meta (its sends resume), expiring when `set_access_token` said, else unknown."""
+        if self._access_token_changed():
+            now = timezone.now()
+            expires_in = self._new_token_expires_in
+            self.token_issued_at = now
+            self.token_expires_at = now + timedelta(seconds=expires_in) if expires_in else None
+            self.token_refused_at = None
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], *_TOKEN_STATE_FIELDS}
+        super().save(*args, **kwargs)
+        self._loaded_access_token = self.__dict__.get("access_token")
+        self._new_token_expires_in = None
+
+    @property
+    def token_status(self) -> TokenStatus:
+        return token_status(expires_at=self.token_expires_at, refused_at=self.token_refused_at, now=timezone.now())
+
+    @classmethod
+    def from_db(cls, *args: Any, **kwargs: Any) -> "Workspace":
+        instance = super().from_db(*args, **kwargs)
+        # What save() compares with: the token as read, before anyone assigns a new one.
+        instance._loaded_access_token = instance.__dict__.get("access_token")
+        return instance
+
+    def set_access_token(self, token: str, *, expires_in_seconds: int | None = None) -> None:
+        """A new token with the lifetime Meta gave it (saved by the next save())."""
+        self.access_token = token
+        self._new_token_expires_in = expires_in_seconds
+
+    def _access_token_changed(self) -> bool:
+        if "access_token" not in self.__dict__:  # deferred, hence not being saved
+            return False
+        if self._state.adding:
+            return True
+        return bool(self.access_token != self._loaded_access_token)
 
 
 class AutomationType(models.TextChoices):

@@ -27,8 +27,10 @@ class WorkspaceData:
     id: PrimaryKey
     name: str
     instagram_account_id: str
-    # Kept out of repr: a logged or printed WorkspaceData never shows the token.
+    # The usable (decrypted) token. Kept out of repr: a logged or printed WorkspaceData never shows it.
     access_token: str = field(repr=False)
+    # Meta refused this token (code 190): its sends are parked until a new token is saved.
+    token_refused: bool = False
 
     @property
     def pk(self) -> PrimaryKey:
@@ -54,7 +56,7 @@ class AutomationData:
         return self.id
 
 
-_WORKSPACE_FIELDS = ["id", "name", "instagram_account_id", "access_token"]
+_WORKSPACE_FIELDS = ["id", "name", "instagram_account_id", "access_token", "token_refused_at"]
 _AUTOMATION_FIELDS = [
     "id",
     "workspace_id",
@@ -71,11 +73,21 @@ _AUTOMATION_FIELDS = [
 
 
 def _workspace_row(instagram_account_id: str) -> dict[str, Any] | None:
-    return (
+    """The active workspace of this account as the cache keeps it: a plain dict of WorkspaceData's fields.
+
+    The token is decrypted here, when the entry is filled (EncryptedTextField), so a cache hit costs no
+    decryption. Redis therefore holds usable tokens, as it did before encryption at rest: secure it
+    like the database.
+    """
+    row = (
         Workspace.objects.filter(instagram_account_id=instagram_account_id, is_active=True)
         .values(*_WORKSPACE_FIELDS)
         .first()
     )
+    if row is None:
+        return None
+    row["token_refused"] = row.pop("token_refused_at") is not None
+    return row
 
 
 def workspace_get_active_by_instagram_id(*, instagram_account_id: str) -> WorkspaceData | None:

@@ -3,7 +3,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from automations.models import Automation, Lead, Workspace
+from automations.models import Automation, Lead, TokenStatus, Workspace
 from instabot.ids import ModelSerializer
 
 
@@ -19,11 +19,23 @@ class WorkspaceSerializer(ModelSerializer):
         help_text="Required when creating a workspace. On update, omit it (or send it blank) to keep the current "
         "token. Never returned.",
     )
+    # `ok`, `expiring` (within 7 days) or `expired` (past its expiry, or refused by Meta: sends are parked).
+    token_status = serializers.ChoiceField(choices=TokenStatus.choices, read_only=True)
 
     class Meta:
         model = Workspace
-        fields = ["id", "name", "instagram_account_id", "access_token", "is_active", "created_at", "updated_at"]
-        read_only_fields = ["created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "instagram_account_id",
+            "access_token",
+            "is_active",
+            "token_status",
+            "token_expires_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["token_expires_at", "created_at", "updated_at"]
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()

@@ -5,7 +5,14 @@ from enum import StrEnum
 
 from automations.context import EventContext, run_with_context
 from automations.conversations import conversation_answer, conversation_start
-from automations.delivery import ACTION_DM, ACTION_PRIVATE_REPLY, ACTION_PUBLIC_REPLY, SendOutcome, send_once
+from automations.delivery import (
+    ACTION_DM,
+    ACTION_PRIVATE_REPLY,
+    ACTION_PUBLIC_REPLY,
+    SendOutcome,
+    TerminalDeliveryError,
+    send_once,
+)
 from automations.models import Automation, Workspace
 from automations.selectors import (
     AutomationData,
@@ -14,6 +21,7 @@ from automations.selectors import (
     aworkspace_get_active_by_instagram_id,
 )
 from automations.stats import stat_incr
+from automations.tokens import is_token_refusal, workspace_token_mark_refused, workspace_token_require_usable
 from instabot.metrics import event_outcome_incr
 from webhooks.events import EventKind, InstagramEvent
 
@@ -45,6 +53,22 @@ async def aevent_handle(*, context: EventContext, event: InstagramEvent) -> Even
     if event.sender_id == workspace.instagram_account_id:
         logger.info("skipped %s %s: written by account %s itself", event.kind, event.event_id, event.account_id)
         return _count(EventOutcome.OWN_EVENT, kind=event.kind)
+    try:
+        return await _event_answer(context=context, workspace=workspace, event=event)
+    except TerminalDeliveryError as exc:
+        if is_token_refusal(exc) and not workspace.token_refused:
+            await context.run_sync(lambda: _token_mark_refused(workspace=workspace))
+        raise
+
+
+def _token_mark_refused(*, workspace: WorkspaceData) -> None:
+    try:
+        workspace_token_mark_refused(workspace_id=workspace.pk, access_token=workspace.access_token)
+    except Exception:  # the event is parked either way; the next refusal tries again
+        logger.exception("could not mark the token of workspace %s as refused", workspace.pk)
+
+
+async def _event_answer(*, context: EventContext, workspace: WorkspaceData, event: InstagramEvent) -> EventOutcome:
     # A DM may answer an automation's follow-up question (automations/conversations.py).
     if event.kind == EventKind.DM and await conversation_answer(context=context, workspace=workspace, event=event):
         return _count(EventOutcome.LEAD_CAPTURED, kind=event.kind)
@@ -54,6 +78,8 @@ async def aevent_handle(*, context: EventContext, event: InstagramEvent) -> Even
     if automation is None:
         logger.info("no automation matched %s %s of workspace %s", event.kind, event.event_id, workspace.pk)
         return _count(EventOutcome.NO_MATCH, kind=event.kind)
+    # Nothing is sent with a token Meta already refused: the event is parked until a new one arrives.
+    workspace_token_require_usable(workspace=workspace)
     sent = await automation_reply(context=context, workspace=workspace, automation=automation, event=event)
     if not sent:
         logger.info("%s %s of workspace %s was answered before: not again", event.kind, event.event_id, workspace.pk)

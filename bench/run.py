@@ -81,6 +81,7 @@ class Stack:
                 "DJANGO_SECRET_KEY": "bench-secret-key",
                 "INSTAGRAM_APP_SECRET": SECRET,
                 "INSTAGRAM_VERIFY_TOKEN": "bench-verify-token",
+                "INSTABOT_ENCRYPTION_KEY": "e6FGWjD50oVuVvR9irc00QKrshC5Cw25YwPwTPiIYUU=",
                 "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
                 "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
                 "GUNICORN_BIND": f"127.0.0.1:{self.web_port}",

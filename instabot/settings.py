@@ -4,6 +4,9 @@
 defaults and the process refuses to start without them.
 """
 
+import base64
+import binascii
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -71,7 +74,13 @@ REDIS_ENABLED = env_bool("REDIS_ENABLED", True)
 # and Redis are. Every missing one is named on one line and the process does not start: no traceback
 # to read through in a platform's log, and exit status 3, which gunicorn's master takes as "worker failed
 # to boot" and stops instead of booting workers again forever.
-_REQUIRED_IN_PRODUCTION = ["DJANGO_SECRET_KEY", "INSTAGRAM_APP_SECRET", "INSTAGRAM_VERIFY_TOKEN", "DATABASE_URL"]
+_REQUIRED_IN_PRODUCTION = [
+    "DJANGO_SECRET_KEY",
+    "INSTAGRAM_APP_SECRET",
+    "INSTAGRAM_VERIFY_TOKEN",
+    "INSTABOT_ENCRYPTION_KEY",
+    "DATABASE_URL",
+]
 if REDIS_ENABLED:
     _REQUIRED_IN_PRODUCTION.append("REDIS_URL")
 _missing = [name for name in _REQUIRED_IN_PRODUCTION if not os.environ.get(name, "").strip()]
@@ -86,6 +95,39 @@ INSTAGRAM_VERIFY_TOKEN = env_str("INSTAGRAM_VERIFY_TOKEN", "dev-verify-token")
 # Optional second secret: apps on Facebook Login sign with the Meta app secret instead.
 META_APP_SECRET = env_str("META_APP_SECRET", "")
 
+
+def encryption_keys(value: str | None, *, debug: bool, secret_key: str) -> list[str]:
+    """INSTABOT_ENCRYPTION_KEY as a list of Fernet keys, newest first (older ones only decrypt).
+
+    Development without one gets a throwaway key derived from the secret key; production must bring its own.
+    """
+    if not value or not value.strip():
+        if not debug:
+            raise ImproperlyConfigured(
+                "Set the INSTABOT_ENCRYPTION_KEY environment variable (access tokens are encrypted with it); make "
+                "one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
+        digest = hashlib.sha256(f"instabot-development-encryption-key:{secret_key}".encode()).digest()
+        return [base64.urlsafe_b64encode(digest).decode()]
+    keys = [item.strip() for item in value.split(",") if item.strip()]
+    for position, item in enumerate(keys, start=1):
+        try:
+            valid = len(base64.urlsafe_b64decode(item.encode())) == 32
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            # The key itself is a secret: say which one, never what it is.
+            raise ImproperlyConfigured(
+                f"INSTABOT_ENCRYPTION_KEY: key {position} is not a Fernet key (32 url-safe base64-encoded bytes)."
+            )
+    return keys
+
+
+# Access tokens are encrypted at rest with the first key; the others still decrypt (key rotation).
+INSTABOT_ENCRYPTION_KEYS = encryption_keys(
+    os.environ.get("INSTABOT_ENCRYPTION_KEY"), debug=DEBUG, secret_key=SECRET_KEY
+)
+
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -98,6 +140,7 @@ DATABASE_IS_MONGODB = DATABASE_URL.startswith(("mongodb://", "mongodb+srv://"))
 # the README's recipe for adding a model).
 INSTABOT_APPS = [
     "automations.apps.AutomationsConfig",
+    "instagram.apps.InstagramConfig",
     "webhooks.apps.WebhooksConfig",
     "queueing.apps.QueueingConfig",
 ]
@@ -281,6 +324,16 @@ GRAPH_API_PROXY = env_str("GRAPH_API_PROXY", "")
 # Idle keep-alive connections to the Graph API are closed after this many seconds, well before the
 # server would close them (a request written on a connection the server is closing may be lost).
 GRAPH_API_KEEPALIVE_SECONDS = env_float("GRAPH_API_KEEPALIVE_SECONDS", 15.0)
+
+# --- Connecting Instagram accounts (Business Login for Instagram), instagram/ -------------------------
+# The Instagram app id of the Meta app (App Dashboard > Instagram > API setup with Instagram login);
+# its secret is INSTAGRAM_APP_SECRET. Empty: the admin's "Connect" button explains what to set.
+INSTAGRAM_APP_ID = env_str("INSTAGRAM_APP_ID", "")
+# Where Instagram sends the browser back; must be listed as an OAuth redirect URI of the app.
+# Empty: built from the request (http://<host>/connect/instagram/callback/), enough for development.
+INSTAGRAM_REDIRECT_URI = env_str("INSTAGRAM_REDIRECT_URI", "")
+# Host of the authorization window (/oauth/authorize) and of the code exchange (/oauth/access_token).
+INSTAGRAM_OAUTH_BASE_URL = env_str("INSTAGRAM_OAUTH_BASE_URL", "https://api.instagram.com").rstrip("/")
 
 # --- Webhook intake ----------------------------------------------------------------------------
 # Meta batches up to 1000 updates in one delivery; 8 MiB leaves room for that and more.

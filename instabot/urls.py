@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from automations.api import router
 from queueing.admin import dead_letters_view
+from queueing.api import WorkspaceDeadLettersReplayView
 from webhooks.views import instagram_webhook
 
 # /healthz, /readyz and /metrics are answered by instabot.middleware.OperationsMiddleware, not here.
@@ -14,7 +15,13 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # Log in and out links of the browsable API.
     path("api/v1/auth/", include("rest_framework.urls")),
+    path(
+        "api/v1/workspaces/<str:pk>/replay-dead-letters/",
+        WorkspaceDeadLettersReplayView.as_view(),
+        name="workspace-replay-dead-letters",
+    ),
     path("api/v1/", include(router.urls)),
+    path("", include("instagram.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/dead-letters/", admin.site.admin_view(dead_letters_view), name="dead-letters"),
     path("admin/", admin.site.urls),

@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -31,17 +33,29 @@ class FallbackEventAdmin(admin.ModelAdmin):
 
 
 def dead_letters_view(request: HttpRequest) -> HttpResponse:
-    """Dead letters in `webhooks-dead`, each replayable once its cause is fixed."""
+    """Dead letters in `webhooks-dead`, each replayable once its cause is fixed.
+
+    `?account=<Instagram account id>` and `?code=<Graph error code>` narrow the list, and "Replay all"
+    to what is shown (after reconnecting an account: `?account=...&code=190`).
+    """
+    params = request.POST if request.method == "POST" else request.GET
+    account_id = params.get("account", "").strip()
+    code_text = params.get("code", "").strip()
+    error_code = int(code_text) if code_text.isdigit() else None
+    filters = {key: value for key, value in (("account", account_id), ("code", code_text)) if value}
     if request.method == "POST":
         if "replay_all" in request.POST:
-            replayed = dead_letter_replay_all()
+            replayed = dead_letter_replay_all(account_id=account_id, error_code=error_code)
         else:
             replayed = sum(1 for job_id in request.POST.getlist("job_id") if dead_letter_replay(job_id=job_id))
         messages.success(request, f"Replayed {replayed} dead letter(s).")
-        return HttpResponseRedirect(reverse("dead-letters"))
+        query = f"?{urlencode(filters)}" if filters else ""
+        return HttpResponseRedirect(reverse("dead-letters") + query)
     context = {
         **admin.site.each_context(request),
         "title": "Dead letters",
-        "letters": dead_letter_list(),
+        "letters": dead_letter_list(account_id=account_id, error_code=error_code),
+        "account": account_id,
+        "code": code_text if error_code is not None else "",
     }
     return TemplateResponse(request, "admin/queueing/dead_letters.html", context)

@@ -81,8 +81,22 @@ def _as_dead_letter(job: Job) -> DeadLetter:
     )
 
 
-def dead_letter_list(*, limit: int = 500) -> list[DeadLetter]:
-    return [_as_dead_letter(job) for job in dead_letter_queue().get_jobs(0, limit - 1)]
+def dead_letter_list(*, limit: int = 500, account_id: str = "", error_code: int | None = None) -> list[DeadLetter]:
+    """The oldest `limit` dead letters, or with `account_id` / `error_code` the first `limit` of those
+    of that Instagram account / with that Graph error code (190: Meta refused the token)."""
+    if not account_id and error_code is None:
+        return [_as_dead_letter(job) for job in dead_letter_queue().get_jobs(0, limit - 1)]
+    matching = []
+    for job in dead_letter_queue().get_jobs():
+        letter = _as_dead_letter(job)
+        if account_id and str(letter.event.get("account_id")) != account_id:
+            continue
+        if error_code is not None and (letter.error or {}).get("code") != error_code:
+            continue
+        matching.append(letter)
+        if len(matching) >= limit:
+            break
+    return matching
 
 
 def dead_letter_count() -> int:
@@ -124,9 +138,10 @@ def dead_letter_replay(*, job_id: str) -> str | None:
     return str(new_job.id)
 
 
-def dead_letter_replay_all() -> int:
+def dead_letter_replay_all(*, account_id: str = "", error_code: int | None = None) -> int:
+    """Replay every dead letter, or only those of an account and/or with a Graph error code."""
     replayed = 0
-    for letter in dead_letter_list(limit=100_000):
+    for letter in dead_letter_list(limit=100_000, account_id=account_id, error_code=error_code):
         if dead_letter_replay(job_id=letter.job_id):
             replayed += 1
     return replayed

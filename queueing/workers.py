@@ -60,6 +60,7 @@ from automations.context import EventContext, async_redis_client
 from automations.graph import AsyncGraphClient, graph_client_config
 from automations.stats import stats_flush
 from instabot.redis import key
+from instagram.maintenance import accounts_maintenance_run_if_due
 from queueing import rq_bridge
 from queueing.fallback import fallback_relay_safely
 from queueing.jobs import aprocess_instagram_event
@@ -192,6 +193,10 @@ class InstabotWorker(SimpleWorker):
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         job.ended_at = now()
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        accounts_maintenance_run_if_due()  # the daily token refresh, once per deployment
 
     def clean_registries(self) -> None:
         """RQ's registry cleanup (abandoned jobs retried or failed, expired entries dropped), each queue

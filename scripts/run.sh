@@ -33,9 +33,12 @@ if ! redis_answers "$REDIS_URL"; then
 fi
 
 if [ -z "${GRAPH_API_BASE_URL:-}" ]; then
+  # The fake also plays Instagram's login, for "Connect an Instagram account" in the admin.
   "$PY" -m devtools.fake_graph_api --port 8100 > var/fake-graph-api.log 2>&1 &
   pids+=($!)
   export GRAPH_API_BASE_URL=http://127.0.0.1:8100
+  export INSTAGRAM_OAUTH_BASE_URL=${INSTAGRAM_OAUTH_BASE_URL:-http://127.0.0.1:8100}
+  export INSTAGRAM_APP_ID=${INSTAGRAM_APP_ID:-990602627938098}
 fi
 
 "$PY" manage.py migrate --noinput -v 0
@@ -53,6 +56,7 @@ Instabot is running (logs in var/):
   webhook endpoint  http://127.0.0.1:8000/api/webhooks/instagram
   admin             http://127.0.0.1:8000/admin/   (user admin, password admin)
   queues dashboard  http://127.0.0.1:8000/admin/rq/
+  connect accounts  http://127.0.0.1:8000/admin/automations/workspace/  ("Connect an Instagram account")
 Send it a signed sample DM and see the reply the fake Graph API received:
   DJANGO_DEBUG=true REDIS_URL=$REDIS_URL .venv/bin/python manage.py simulate_webhook --event dm --text "price?"
   curl -s http://127.0.0.1:8100/_fake/calls

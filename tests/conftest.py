@@ -51,9 +51,11 @@ def fake_graph_server() -> Iterator[FakeGraphAPI]:
 
 @pytest.fixture
 def graph(fake_graph_server: FakeGraphAPI, settings: Any) -> FakeGraphAPI:
-    """The fake Graph API, emptied, with Instabot pointed at it."""
+    """The fake Graph API, emptied, with Instabot pointed at it (its Graph and its OAuth hosts alike)."""
     fake_graph_server.reset()
+    fake_graph_server.configure_app(app_id=settings.INSTAGRAM_APP_ID, app_secret=settings.INSTAGRAM_APP_SECRET)
     settings.GRAPH_API_BASE_URL = fake_graph_server.base_url
+    settings.INSTAGRAM_OAUTH_BASE_URL = fake_graph_server.base_url
     return fake_graph_server
 
 

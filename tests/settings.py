@@ -18,6 +18,9 @@ os.environ.update(
         "DJANGO_SECURE_COOKIES": "false",
         # Tests (and the processes they start) speak plain HTTP to the web server.
         "DJANGO_SECURE_SSL_REDIRECT": "false",
+        # A fixed test key (never a production one): access tokens are encrypted at rest with it.
+        "INSTABOT_ENCRYPTION_KEY": "bNCyNEtbhNlR8Xoe9RWKpLkoBXosEB-jP4LG9q5WY1g=",
+        "INSTAGRAM_APP_ID": "990602627938098",
     }
 )
 os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")

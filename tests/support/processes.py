@@ -30,6 +30,7 @@ def command_env(**extra: str) -> dict[str, str]:
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": test_database_url(),
             "GRAPH_API_BASE_URL": settings.GRAPH_API_BASE_URL,
+            "INSTAGRAM_OAUTH_BASE_URL": settings.INSTAGRAM_OAUTH_BASE_URL,
             "TEST_REDIS_URL": settings.REDIS_URL,
         }
     )

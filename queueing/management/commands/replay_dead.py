@@ -10,14 +10,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("job_ids", nargs="*", help="Dead letters to replay.")
-        parser.add_argument("--all", action="store_true", help="Replay every dead letter.")
+        parser.add_argument("--all", action="store_true", help="Replay every dead letter (listed by the filters).")
+        parser.add_argument("--account", default="", help="Only the dead letters of this Instagram account id.")
+        parser.add_argument(
+            "--code", type=int, default=None, help="Only those Meta refused with this Graph error code (190: token)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        filters = {"account_id": options["account"], "error_code": options["code"]}
         if options["all"]:
-            self.stdout.write(f"replayed {dead_letter_replay_all()} dead letter(s)")
+            self.stdout.write(f"replayed {dead_letter_replay_all(**filters)} dead letter(s)")
             return
         if not options["job_ids"]:
-            for letter in dead_letter_list():
+            for letter in dead_letter_list(**filters):
                 event = letter.event
                 self.stdout.write(
                     f"{letter.job_id}  {event.get('kind')} {event.get('event_id')} "
