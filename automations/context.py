@@ -110,4 +110,17 @@ def run_with_context(function: Callable[[EventContext], Awaitable[T]], *, unguar
         finally:
             await context.close()
 
-    return async_to_sync(main)()
+    try:
+        blocked_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        blocked_loop = None
+    if blocked_loop is None:
+        return async_to_sync(main)()
+    # A framework runs its event loop in this thread and is blocked in this synchronous call (Playwright's
+    # sync API in the browser tests does that). Hide that loop while ours runs, so the synchronous work
+    # still happens in this thread, on its database connection.
+    asyncio.events._set_running_loop(None)
+    try:
+        return async_to_sync(main)()
+    finally:
+        asyncio.events._set_running_loop(blocked_loop)

@@ -3,6 +3,8 @@
 from typing import Any
 
 from django.http import Http404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +19,10 @@ class WorkspaceDeadLettersReplayView(APIView):
     """Replays the workspace's dead letters parked because Meta refused its token (code 190), each once;
     answers `{"replayed": <count>}`. Staff only, like the rest of the API."""
 
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(name="DeadLettersReplayed", fields={"replayed": serializers.IntegerField()}),
+    )
     def post(self, request: Request, pk: str, **kwargs: Any) -> Response:
         workspace_pk = pk_from_string(model=Workspace, value=pk)
         account_id = (

@@ -23,7 +23,12 @@ os.environ.update(
         "INSTAGRAM_APP_ID": "990602627938098",
     }
 )
-os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")
+# A file name, never ":memory:": Django's live server shares an in-memory database's one connection with
+# all its request threads, and the browser's parallel requests then use it at once (sqlite3 segfaults).
+# The tests themselves use TEST["NAME"] below; this file is never created.
+os.environ.setdefault(
+    "DATABASE_URL", f"sqlite:///{os.path.join(os.path.dirname(__file__), '..', 'var', 'unused.sqlite3')}"
+)
 # Worker tests start `rqworker` processes with their own CONCURRENCY.
 os.environ.setdefault("CONCURRENCY", "20")
 # Nothing listens on port 9: a test that forgets the fake Graph API fails instead of calling Meta.

@@ -24,6 +24,7 @@ def test_schema_is_valid_openapi_3_and_lists_every_endpoint(client: Client) -> N
     assert set(schema["paths"]) == {
         "/api/v1/workspaces/",
         "/api/v1/workspaces/{id}/",
+        "/api/v1/workspaces/{id}/replay-dead-letters/",
         "/api/v1/automations/",
         "/api/v1/automations/{id}/",
         "/api/v1/leads/",

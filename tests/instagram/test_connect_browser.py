@@ -11,8 +11,12 @@ from django.test import Client
 from automations.models import Automation, TokenStatus, Workspace
 from devtools.fake_graph_api import FakeGraphAPI
 from queueing.dead_letters import dead_letter_list
-from tests.automations.test_admin_browser import CHROMIUM, page  # noqa: F401 - the logged-in browser fixture
-from tests.conftest import ACCOUNT_ID, TOKEN, run_until_settled, run_worker_burst
+from tests.automations.test_admin_browser import (  # noqa: F401 - page: the logged-in browser fixture
+    CHROMIUM,
+    page,
+    run_worker_process,
+)
+from tests.conftest import ACCOUNT_ID, TOKEN
 from tests.support.webhooks import post_webhook
 from webhooks.events import EventKind
 from webhooks.samples import encode_payload, sample_event_payload
@@ -68,7 +72,7 @@ def test_connect_creates_a_subscribed_active_workspace_whose_token_answers_the_n
 
     Automation.objects.create(workspace=workspace, name="DM", type="dm", keywords=["price"], reply_text="Prices")
     assert post_webhook(Client(), dm(account_id=NEW_ACCOUNT, sender="buyer")).status_code == 200
-    run_worker_burst()
+    run_worker_process()
     [send] = instagram.calls()
     assert (send.token, send.body["recipient"]["id"]) == (workspace.access_token, "buyer")
 
@@ -81,7 +85,7 @@ def test_reconnecting_after_a_refusal_resumes_sends_and_replays_what_was_parked(
     Automation.objects.create(workspace=workspace, name="DM", type="dm", keywords=["price"], reply_text="Prices")
     instagram.expire_token(TOKEN)
     post_webhook(Client(), dm(account_id=ACCOUNT_ID, sender="waiting"))
-    run_until_settled()
+    run_worker_process()
     assert Workspace.objects.get().token_status == TokenStatus.EXPIRED
     [parked] = dead_letter_list()
 
@@ -98,7 +102,7 @@ def test_reconnecting_after_a_refusal_resumes_sends_and_replays_what_was_parked(
     page.wait_for_selector(".messagelist .success")
     assert "Replayed 1 dead letter(s)." in page.inner_text(".messagelist")
 
-    run_until_settled()
+    run_worker_process()
     new_token = Workspace.objects.get().access_token
     assert new_token != TOKEN
     [send] = instagram.calls()
