@@ -17,6 +17,7 @@ PRODUCTION_ENV = {
     "DJANGO_SECRET_KEY": "k3y-" + "x7Qp9vL2mZ8rT4wY6nB1cF5hJ0dG3sK" * 2,
     "INSTAGRAM_APP_SECRET": "app-secret-for-settings-test",
     "INSTAGRAM_VERIFY_TOKEN": "verify-token-for-settings-test",
+    "INSTABOT_ENCRYPTION_KEY": "bNCyNEtbhNlR8Xoe9RWKpLkoBXosEB-jP4LG9q5WY1g=",
     "DATABASE_URL": "sqlite:///:memory:",
     "REDIS_URL": "redis://127.0.0.1:6379/10",
     "DJANGO_ALLOWED_HOSTS": "instabot.example.com",
@@ -38,7 +39,15 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    "missing", ["DJANGO_SECRET_KEY", "INSTAGRAM_APP_SECRET", "INSTAGRAM_VERIFY_TOKEN", "DATABASE_URL", "REDIS_URL"]
+    "missing",
+    [
+        "DJANGO_SECRET_KEY",
+        "INSTAGRAM_APP_SECRET",
+        "INSTAGRAM_VERIFY_TOKEN",
+        "INSTABOT_ENCRYPTION_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+    ],
 )
 def test_production_refuses_to_start_without_a_required_variable_in_one_line(missing: str) -> None:
     env = {name: value for name, value in PRODUCTION_ENV.items() if name != missing}
@@ -56,7 +65,7 @@ def test_every_missing_variable_is_named_at_once_and_a_blank_one_counts_as_missi
     assert result.returncode != 0
     assert result.stderr.strip() == (
         "Instabot will not start: set DJANGO_SECRET_KEY, INSTAGRAM_APP_SECRET, INSTAGRAM_VERIFY_TOKEN, "
-        "DATABASE_URL, REDIS_URL (required when DJANGO_DEBUG=false; see .env.example)."
+        "INSTABOT_ENCRYPTION_KEY, DATABASE_URL, REDIS_URL (required when DJANGO_DEBUG=false; see .env.example)."
     )
 
 
