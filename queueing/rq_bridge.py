@@ -51,7 +51,8 @@ SUSPENDED_KEY = WORKERS_SUSPENDED
 # KEYS: the queue keys in priority order, then their started-registry keys in the same order, then
 # the suspension key.
 # ARGV: count, job key prefix, worker name, now (epoch s), started-registry TTL (s), now as RQ's UTC
-# text, execution id prefix, worker executions key, execution key prefix, execution registry prefix.
+# text, execution id prefix, worker executions key, execution key prefix, execution registry prefix,
+# worker key (its `state` becomes busy in the same step).
 # Returns a flat list: queue index, job id, execution id, job hash (as HGETALL), for each job.
 DEQUEUE_LUA = """
 if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {-1} end
@@ -92,7 +93,10 @@ for i = 1, n do
     end
   end
 end
-if seq > 0 then redis.call('EXPIRE', ARGV[8], ttl + 60) end
+if seq > 0 then
+  redis.call('EXPIRE', ARGV[8], ttl + 60)
+  redis.call('HSET', ARGV[11], 'state', 'busy')
+end
 return out
 """
 
@@ -140,7 +144,7 @@ _EXECUTION_REGISTRY_PREFIX = ExecutionRegistry.key_template.format("")
 
 
 def dequeue_args(
-    *, queues: list[Queue], count: int, worker_name: str, worker_executions_key: str, ttl: int
+    *, queues: list[Queue], count: int, worker_name: str, worker_key: str, worker_executions_key: str, ttl: int
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of DEQUEUE_LUA."""
     now = datetime.now(UTC)
@@ -157,6 +161,7 @@ def dequeue_args(
         worker_executions_key,
         _EXECUTION_KEY_PREFIX,
         _EXECUTION_REGISTRY_PREFIX,
+        worker_key,
     ]
     return keys, args
 

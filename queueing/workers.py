@@ -364,6 +364,7 @@ class InstabotWorker(SimpleWorker):
             queues=list(self.queues),
             count=count,
             worker_name=self.name,
+            worker_key=self.key,
             worker_executions_key=self.executions_key,
             ttl=self.started_ttl,
         )
@@ -379,7 +380,7 @@ class InstabotWorker(SimpleWorker):
             started_monotonic=time.monotonic(),
         )
         if taken:
-            await self._set_state(WorkerStatus.BUSY)
+            self._state = WorkerStatus.BUSY  # written to Redis by the take itself
         return taken
 
     async def _set_state(self, state: str) -> None:

@@ -139,6 +139,7 @@ def test_jobs_taken_by_a_connection_that_dropped_before_starting_them_come_back(
         queues=[get_queue(name) for name in QUEUE_NAMES],
         count=6,
         worker_name="vanished",
+        worker_key="rq:worker:vanished",
         worker_executions_key="rq:worker:vanished:executions",
         ttl=1,
     )
