@@ -7,6 +7,7 @@ job that runs twice stores one Lead and treats only a later DM as fresh.
 
 import logging
 
+from automations.activity import SendActivity
 from automations.cache import user_state_delete, user_state_get, user_state_set
 from automations.delivery import ACTION_CONFIRMATION, send_once
 from automations.graph import GraphClient
@@ -50,6 +51,7 @@ def conversation_answer(*, workspace: WorkspaceData, event: InstagramEvent, grap
             account_id=workspace.instagram_account_id,
             event_id=event.event_id,
             action=ACTION_CONFIRMATION,
+            activity=SendActivity.for_event(workspace_id=workspace.id, automation_id=automation.id, event=event),
             send=lambda: graph.send_message(
                 access_token=workspace.access_token,
                 recipient={"id": event.sender_id},

@@ -6,6 +6,7 @@ left `pending` past its lease belongs to an attempt that died mid-send: Meta may
 so it is never re-sent blindly; the event is parked as a dead letter for a person to decide.
 """
 
+import functools
 import logging
 import random
 import time
@@ -20,7 +21,9 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 
+from automations.activity import SendActivity, send_activity_record
 from automations.graph import GraphAPIConnectionError, GraphAPIError, GraphAPITimeoutError, GraphResponse
+from automations.models import ActivityStatus
 from instabot.redis import get_redis, key
 
 logger = logging.getLogger(__name__)
@@ -137,29 +140,39 @@ def ledger_clear_unfinished(*, account_id: str, event_id: str, actions: list[str
 
 
 def send_once(
-    *, account_id: str, event_id: str, action: str, send: Callable[[], GraphResponse], private_reply: bool = False
+    *,
+    account_id: str,
+    event_id: str,
+    action: str,
+    send: Callable[[], GraphResponse],
+    private_reply: bool = False,
+    activity: SendActivity | None = None,
 ) -> SendOutcome:
     """Run `send` unless this action for this event was already sent; classify what Meta answers.
 
     Without a reachable cache (inline processing during a Redis outage) the ledger cannot be
-    consulted: the send goes out unguarded and says so in the log.
+    consulted: the send goes out unguarded and says so in the log. Each outcome goes to the activity
+    log when `activity` says for whom (a deferred send is not an outcome: it runs again later).
     """
+    record = functools.partial(send_activity_record, activity, event_id=event_id, action=action)
     entry_key = ledger_key(account_id=account_id, event_id=event_id, action=action)
     ledger = _Ledger(entry_key)
     claim = f"pending:{time.time():.3f}:{uuid.uuid4().hex}"
     existing = ledger.claim(claim, account_id=account_id, private_reply=private_reply)
     if existing is not None:
-        return _resolve_existing_claim(existing)
+        return _resolve_existing_claim(existing, record=record)
     try:
         response = send()
     except GraphAPIError as exc:
         error_class = classify_graph_error(exc)
         if error_class == ErrorClass.SENT:
             ledger.set("done:meta-reported-error")
+            record(status=ActivityStatus.SENT, detail=f"Meta reported an error but sent it: {exc}")
             logger.warning("%s for %s: Meta reported %s but the message was sent; not retried", action, event_id, exc)
             return SendOutcome.SENT
         if error_class == ErrorClass.UNCERTAIN:
             ledger.set("uncertain")
+            record(status=ActivityStatus.UNCERTAIN, detail=f"no answer in time: {exc}")
             raise TerminalDeliveryError(
                 "delivery uncertain: Meta did not answer in time and may have sent it", error=exc.as_dict()
             ) from None
@@ -168,6 +181,7 @@ def send_once(
             pause = exc.regain_access_seconds or settings.THROTTLE_DEFAULT_PAUSE_SECONDS
             account_pause(account_id=account_id, seconds=pause)
             raise SendDeferred(pause, f"throttled by Meta ({exc})") from None
+        record(status=ActivityStatus.FAILED, detail=f"{error_class}: {exc}")
         if error_class == ErrorClass.TRANSIENT:
             raise TransientDeliveryError(str(exc), error=exc.as_dict()) from None
         raise TerminalDeliveryError(str(exc), error=exc.as_dict()) from None
@@ -175,6 +189,7 @@ def send_once(
         ledger.release(claim)
         raise
     ledger.set(f"done:{response.message_id}")
+    record(status=ActivityStatus.SENT, graph_message_id=response.message_id)
     if response.regain_access_seconds:
         account_pause(account_id=account_id, seconds=response.regain_access_seconds)
     return SendOutcome.SENT
@@ -267,14 +282,16 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _resolve_existing_claim(value: str) -> SendOutcome:
+def _resolve_existing_claim(value: str, *, record: Callable[..., None]) -> SendOutcome:
     if value.startswith("done"):
+        record(status=ActivityStatus.SKIPPED_DUPLICATE)
         return SendOutcome.ALREADY_SENT
     if value.startswith("pending:"):
         claimed_at = float(value.split(":")[1])
         if time.time() - claimed_at < settings.DELIVERY_LEASE_SECONDS:
             # Another attempt is sending right now; look again once it has had time to finish.
             raise TransientDeliveryError("another attempt is sending this right now")
+    record(status=ActivityStatus.UNCERTAIN, detail="an earlier attempt stopped mid-send")
     raise TerminalDeliveryError("delivery uncertain: an earlier attempt stopped mid-send and may have sent it")
 
 

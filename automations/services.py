@@ -3,6 +3,7 @@
 import logging
 from enum import StrEnum
 
+from automations.activity import SendActivity, event_miss_record
 from automations.conversations import conversation_answer, conversation_start
 from automations.delivery import ACTION_DM, ACTION_PRIVATE_REPLY, ACTION_PUBLIC_REPLY, SendOutcome, send_once
 from automations.graph import GraphClient, get_graph_client
@@ -48,6 +49,7 @@ def event_handle(*, event: InstagramEvent, graph: GraphClient | None = None) -> 
     )
     if automation is None:
         logger.info("no automation matched %s %s of workspace %s", event.kind, event.event_id, workspace.pk)
+        event_miss_record(workspace_id=workspace.pk, event=event)
         return _count(EventOutcome.NO_MATCH)
     sent = automation_reply(workspace=workspace, automation=automation, event=event, graph=graph or get_graph_client())
     if not sent:
@@ -69,6 +71,7 @@ def automation_reply(
     """
     token = workspace.access_token
     account_id = workspace.instagram_account_id
+    activity = SendActivity.for_event(workspace_id=workspace.pk, automation_id=automation.pk, event=event)
     outcomes = []
     if event.kind in (EventKind.COMMENT, EventKind.LIVE_COMMENT):
         # Meta allows no public replies on Live.
@@ -77,6 +80,7 @@ def automation_reply(
                 account_id=account_id,
                 event_id=event.event_id,
                 action=ACTION_PUBLIC_REPLY,
+                activity=activity,
                 send=lambda: graph.reply_to_comment(
                     access_token=token, comment_id=event.event_id, text=automation.public_reply_text
                 ),
@@ -87,6 +91,7 @@ def automation_reply(
             event_id=event.event_id,
             action=ACTION_PRIVATE_REPLY,
             private_reply=True,
+            activity=activity,
             send=lambda: graph.send_message(
                 access_token=token, recipient={"comment_id": event.event_id}, text=automation.reply_text
             ),
@@ -96,6 +101,7 @@ def automation_reply(
             account_id=account_id,
             event_id=event.event_id,
             action=ACTION_DM,
+            activity=activity,
             send=lambda: graph.send_message(
                 access_token=token, recipient={"id": event.sender_id}, text=automation.reply_text
             ),
