@@ -100,7 +100,13 @@ def activity_record(
 
 
 def send_activity_record(
-    activity: SendActivity | None, *, event_id: str, action: str, status: ActivityStatus, **fields: str
+    activity: SendActivity | None,
+    *,
+    event_id: str,
+    action: str,
+    status: ActivityStatus,
+    graph_message_id: str = "",
+    detail: str = "",
 ) -> None:
     """`activity_record` for one outcome of `send_once`; nothing when the send has no activity to log."""
     if activity is None:
@@ -114,7 +120,8 @@ def send_activity_record(
         recipient=activity.recipient,
         status=str(status),
         received_at=activity.received_at,
-        **fields,
+        graph_message_id=graph_message_id,
+        detail=detail,
     )
 
 

@@ -119,7 +119,8 @@ def activity_drain(*, limit: int = 10_000) -> StoreResult:
     while moved < limit:
         token = uuid.uuid4().hex
         keys = [entries_key(), _draining_key(token), _draining_index_key()]
-        raw: list[bytes] = client.eval(_TAKE_LUA, 3, *keys, min(DRAIN_BATCH_SIZE, limit - moved), time.time(), token)  # type: ignore[assignment]
+        count = min(DRAIN_BATCH_SIZE, limit - moved)
+        raw: list[bytes] = client.eval(_TAKE_LUA, 3, *keys, count, time.time(), token)
         if not raw:
             break
         try:
@@ -148,10 +149,10 @@ def _put_back_expired(client: Any) -> None:
 def activity_backlog() -> int:
     """Entries recorded but not yet in the database (waiting in Redis, or being drained now)."""
     client = get_redis()
-    waiting = int(client.llen(entries_key()))  # type: ignore[arg-type]
-    tokens = client.zrange(_draining_index_key(), 0, -1)
+    waiting = int(client.llen(entries_key()))
+    tokens: list[Any] = list(client.zrange(_draining_index_key(), 0, -1))
     with client.pipeline(transaction=False) as pipe:
-        for token in tokens:  # type: ignore[union-attr]
+        for token in tokens:
             pipe.llen(_draining_key(token.decode()))
         draining = sum(int(n) for n in pipe.execute())
     return waiting + draining
@@ -193,9 +194,12 @@ def activity_entries_store(*, entries: list[dict[str, Any]]) -> StoreResult:
             misses.append(row)
         else:
             result.skipped += 1
+    activities = _not_stored_yet(ActivityEntry, activities)
+    misses = _not_stored_yet(Miss, misses)
+    # Writes only: a transaction that read first could not take SQLite's write lock while another
+    # drain holds it ("database is locked"). A duplicate stored meanwhile fails the unique record id,
+    # and the batch is tried again.
     with transaction.atomic():
-        activities = _not_stored_yet(ActivityEntry, activities)
-        misses = _not_stored_yet(Miss, misses)
         ActivityEntry.objects.bulk_create(activities, batch_size=500)
         Miss.objects.bulk_create(misses, batch_size=500)
         _count_firings(activities)

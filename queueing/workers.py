@@ -44,6 +44,7 @@ from rq.timeouts import BaseDeathPenalty, JobTimeoutException
 from rq.utils import as_text, now
 from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
 
+from automations.activity import activity_flush
 from automations.stats import stats_flush
 
 logger = logging.getLogger(__name__)
@@ -474,9 +475,11 @@ class FallbackRelayThread(threading.Thread):
 
     def run(self) -> None:
         from queueing.fallback import fallback_relay_safely
+        from queueing.operations import worker_housekeeping
 
         while not self.stopping.wait(self.interval_seconds):
             fallback_relay_safely()
+            worker_housekeeping()  # the activity log into the database, daily purge, jobs-per-minute
 
     def stop(self) -> None:
         self.stopping.set()
@@ -509,3 +512,4 @@ class InstabotWorker(ConcurrentWorker):
         finally:
             relay.stop()
             stats_flush()
+            activity_flush()
