@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from automations.api import router
-from queueing.admin import dead_letters_view
+from queueing.admin import dead_letters_view, operations_view
 from webhooks.views import instagram_webhook
 
 urlpatterns = [
@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/dead-letters/", admin.site.admin_view(dead_letters_view), name="dead-letters"),
+    path("admin/operations/", admin.site.admin_view(operations_view), name="operations"),
     path("admin/", admin.site.urls),
 ]

@@ -21,6 +21,9 @@ from instabot.redis import get_redis
 from queueing.queues import QUEUE_NAMES, get_queue
 from tests.support.webhooks import post_webhook
 
+# The `page` fixture: the admin in headless Chromium.
+pytest_plugins = ["tests.support.browser"]
+
 ACCOUNT_ID = "17841400000000001"
 TOKEN = "workspace-token-abc"
 
