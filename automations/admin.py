@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -115,7 +116,7 @@ class AutomationForm(forms.ModelForm):
     COMMENT_ONLY_FIELDS = ("media_id", "public_reply_text")
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         # The page's script disables the comment-only inputs of other types, so they are not posted:
         # that clears them (Django would keep the saved values). Posted values are checked as ever.
         if cleaned.get("type") != AutomationType.COMMENT:
@@ -144,6 +145,10 @@ def _firing(automation: Automation) -> FiringCounts:
     return counts
 
 
+def _short_time(moment: datetime) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
 def activity_url(**filters: Any) -> str:
     return reverse("admin:automations_activityentry_changelist") + "?" + urlencode(filters)
 
@@ -153,14 +158,14 @@ class AutomationAdmin(admin.ModelAdmin):
     form = AutomationForm
     list_display = [
         "name",
-        "workspace",
+        "workspace_name",
         "type",
         "trigger",
         "position",
-        "is_active",
+        "active",
         "fired",
         "last_fired",
-        "updated_at",
+        "updated",
     ]
     list_filter = ["type", "is_active", "workspace"]
     list_select_related = ["workspace"]
@@ -171,6 +176,7 @@ class AutomationAdmin(admin.ModelAdmin):
     class Media:
         # Hides (and disables) the comment-only fields unless the type is Comment.
         js = ["automations/automation_form.js"]
+        css = {"all": ["automations/changelist.css"]}
 
     def get_fieldsets(self, request: HttpRequest, obj: Automation | None = None) -> Any:
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
@@ -204,12 +210,24 @@ class AutomationAdmin(admin.ModelAdmin):
             )
         return super().add_view(request, form_url, extra_context)
 
+    @admin.display(description="Workspace", ordering="workspace__name")
+    def workspace_name(self, obj: Automation) -> str:
+        return obj.workspace.name
+
+    @admin.display(description="Active", boolean=True, ordering="is_active")
+    def active(self, obj: Automation) -> bool:
+        return obj.is_active
+
+    @admin.display(description="Updated", ordering="updated_at")
+    def updated(self, obj: Automation) -> str:
+        return _short_time(obj.updated_at)
+
     @admin.display(description="Keywords")
     def trigger(self, obj: Automation) -> str:
         keywords = ", ".join(obj.keywords) if obj.keywords else "(any message)"
         return f"{keywords} (post {obj.media_id})" if obj.media_id else keywords
 
-    @admin.display(description="Fired today / 7 d / total")
+    @admin.display(description="Fired today / 7 d / all")
     def fired(self, obj: Automation) -> str:
         counts = _firing(obj)
         return f"{counts.today} / {counts.last_7_days} / {counts.total}"
@@ -217,7 +235,7 @@ class AutomationAdmin(admin.ModelAdmin):
     @admin.display(description="Last fired")
     def last_fired(self, obj: Automation) -> Any:
         last = _firing(obj).last_fired_at
-        return timezone.localtime(last).strftime("%Y-%m-%d %H:%M") if last else "never"
+        return _short_time(last) if last else "never"
 
     @admin.display(description="Fired")
     def firing_summary(self, obj: Automation) -> str:
@@ -310,6 +328,9 @@ class ActivityEntryAdmin(ReadOnlyAdmin):
     ]
     show_full_result_count = False
 
+    class Media:
+        css = {"all": ["automations/changelist.css"]}
+
     @admin.display(description="Latency", ordering="latency_ms")
     def latency(self, obj: ActivityEntry) -> str:
         return f"{obj.latency_ms} ms" if obj.latency_ms is not None else "-"
@@ -326,6 +347,9 @@ class MissAdmin(ReadOnlyAdmin):
     search_help_text = "Words of the message, or a sender or event id exactly."
     readonly_fields = ["workspace", "kind", "event_id", "sender", "text", "received_at", "new_automation"]
     show_full_result_count = False
+
+    class Media:
+        css = {"all": ["automations/changelist.css"]}
 
     @admin.display(description="Answer it")
     def new_automation(self, obj: Miss) -> str:

@@ -5,6 +5,10 @@ from automations.api import router
 from queueing.admin import dead_letters_view, operations_view
 from webhooks.views import instagram_webhook
 
+# The app list is one click away (Home); lists need the width: at 1280 px the sidebar and the filter
+# panel left the automation list too narrow for its columns.
+admin.site.enable_nav_sidebar = False
+
 urlpatterns = [
     # Meta calls this URL with and without the trailing slash; neither may redirect.
     re_path(r"^api/webhooks/instagram/?$", instagram_webhook, name="instagram-webhook"),

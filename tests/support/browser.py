@@ -29,7 +29,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture
-def page(live_server: Any) -> Iterator[Any]:
+def page(django_db_setup: None, live_server: Any) -> Iterator[Any]:
+    """`django_db_setup` first: built before the test database, pytest-django's (session-wide) live
+    server takes SQLite's `:memory:` name for an in-memory database and shares the test thread's
+    connection with its threads, which crashed Python now and then ("Cannot operate on a closed
+    database", segmentation faults)."""
     from playwright.sync_api import sync_playwright
 
     User.objects.create_superuser("staff", password="pw-123456")
