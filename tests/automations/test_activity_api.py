@@ -69,7 +69,8 @@ def test_activity_lists_every_send_with_the_documented_fields(api: APIClient, lo
     newest = body["results"][0]
     assert list(newest) == ACTIVITY_FIELDS
     assert newest["event_id"] == "c3"
-    assert newest["automation"] == logged["other"].pk and newest["workspace"] == logged["other"].workspace_id
+    assert str(newest["automation"]) == str(logged["other"].pk)
+    assert str(newest["workspace"]) == str(logged["other"].workspace_id)
     assert (newest["kind"], newest["action"], newest["recipient"], newest["status"]) == (
         "comment",
         "private_reply",
@@ -118,8 +119,8 @@ def test_misses_list_with_the_documented_fields(api: APIClient, logged: dict[str
     body = api.get("/api/v1/misses/").json()
     [miss] = body["results"]
     assert list(miss) == MISS_FIELDS
-    assert (miss["workspace"], miss["kind"], miss["event_id"], miss["sender"], miss["text"]) == (
-        logged["other"].workspace_id,
+    assert (str(miss["workspace"]), miss["kind"], miss["event_id"], miss["sender"], miss["text"]) == (
+        str(logged["other"].workspace_id),
         "dm",
         "mid.m",
         "77",
@@ -145,14 +146,14 @@ def test_automations_show_read_only_fired_counts(api: APIClient, logged: dict[st
         fired=4,
         last_fired_at=datetime.now(tz=UTC) - timedelta(days=3),
     )
-    listed = {row["id"]: row for row in api.get("/api/v1/automations/").json()["results"]}
-    mine = listed[comment.pk]
+    listed = {str(row["id"]): row for row in api.get("/api/v1/automations/").json()["results"]}
+    mine = listed[str(comment.pk)]
     assert (mine["fired_today"], mine["fired_7d"]) == (1, 5)  # c1 today (c2 failed), 4 three days ago
     assert mine["last_fired_at"] is not None
     assert datetime.now(tz=UTC) - datetime.fromisoformat(mine["last_fired_at"].replace("Z", "+00:00")) < timedelta(
         minutes=5
     )
-    never = listed[logged["dm"].pk]
+    never = listed[str(logged["dm"].pk)]
     assert (never["fired_today"], never["fired_7d"], never["last_fired_at"]) == (0, 0, None)
 
     url = f"/api/v1/automations/{comment.pk}/"
