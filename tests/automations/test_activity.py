@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 
 from automations import activity_store
@@ -194,6 +195,8 @@ def test_two_drains_at_once_store_every_entry_exactly_once(automations: dict[str
             results.append(activity_drain())
         except BaseException as exc:
             errors.append(exc)
+        finally:
+            connection.close()  # this thread's own; PostgreSQL cannot drop a database still in use
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
