@@ -257,6 +257,10 @@ ACTIVITY_LOG_ENABLED = env_bool("ACTIVITY_LOG_ENABLED", True)
 ACTIVITY_FLUSH_INTERVAL_SECONDS = env_float("ACTIVITY_FLUSH_INTERVAL_SECONDS", 1.0)
 # Activity and miss rows older than this are deleted once a day by the workers (fired counts stay).
 ACTIVITY_RETENTION_DAYS = env_int("ACTIVITY_RETENTION_DAYS", 30)
+if ACTIVITY_FLUSH_INTERVAL_SECONDS <= 0:
+    raise ImproperlyConfigured("ACTIVITY_FLUSH_INTERVAL_SECONDS must be above 0.")
+if ACTIVITY_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("ACTIVITY_RETENTION_DAYS must be at least 1.")
 
 # --- Instagram Graph API -----------------------------------------------------------------------
 GRAPH_API_BASE_URL = env_str("GRAPH_API_BASE_URL", "https://graph.instagram.com").rstrip("/")
