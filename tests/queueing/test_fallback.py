@@ -39,6 +39,7 @@ def queued_total() -> int:
 def test_redis_down_keeps_events_in_the_database_then_they_are_answered_once(
     client: Client, graph: FakeGraphAPI, automations: dict[str, Automation], settings: Any
 ) -> None:
+    test_redis_url = settings.REDIS_URL
     settings.REDIS_URL = UNREACHABLE_REDIS
     assert post_webhook(client, "messages__batch").status_code == 200
     assert redis_circuit.is_open
@@ -47,7 +48,7 @@ def test_redis_down_keeps_events_in_the_database_then_they_are_answered_once(
     assert FallbackEvent.objects.filter(relayed_at__isnull=True).count() == 4
     assert [row.queue_name for row in FallbackEvent.objects.order_by("id")] == ["high", "high", "high", "low"]
 
-    settings.REDIS_URL = "redis://127.0.0.1:6379/13"
+    settings.REDIS_URL = test_redis_url  # this run's own database (TEST_REDIS_URL), not always 13
     call_command("drain_fallback")
     call_command("drain_fallback")  # nothing is handed over twice
     assert {name: get_queue(name).count for name in QUEUE_NAMES} == {"high": 3, "default": 0, "low": 1}
