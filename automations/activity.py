@@ -26,6 +26,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import close_old_connections
 
 from automations.activity_store import ACTIVITY, MISS, activity_entries_store, entries_key, new_record_id
 from automations.models import ActivityStatus
@@ -194,6 +195,8 @@ class _Recorder:
                 self.flush()
             except Exception:  # the thread must survive anything; the entries stay buffered
                 logger.exception("activity flush failed")
+            finally:
+                close_old_connections()  # this thread's, opened only when it wrote to the database
 
     def _take(self) -> list[dict[str, Any]]:
         with self.lock:
