@@ -221,7 +221,9 @@ def _existing_pks(model: type[Workspace] | type[Automation], raw_ids: Iterable[A
 def _row(
     entry: dict[str, Any], *, workspaces: dict[str, PrimaryKey], automations: dict[str, PrimaryKey]
 ) -> dict[str, Any] | None:
-    """The column values of an entry's row (by attribute name), or None when it cannot be stored."""
+    """The column values of an entry's row (by attribute name), or None when it cannot be stored.
+
+    Texts are cut to their columns' lengths: one odd entry must not fail its whole batch forever."""
     workspace_id = workspaces.get(str(entry.get("workspace")))
     record_id = entry.get("record_id")
     if workspace_id is None or not isinstance(record_id, str):
@@ -232,9 +234,9 @@ def _row(
             return {
                 "record_id": record_id,
                 "workspace_id": workspace_id,
-                "kind": str(entry["kind"]),
-                "event_id": str(entry["event_id"]),
-                "sender": str(entry.get("sender", "")),
+                "kind": str(entry["kind"])[:16],
+                "event_id": str(entry["event_id"])[:255],
+                "sender": str(entry.get("sender", ""))[:64],
                 "text": str(entry.get("text", "")),
                 "received_at": received_at or _datetime(entry.get("recorded_at")) or datetime.now(tz=UTC),
             }
@@ -247,11 +249,11 @@ def _row(
                 "record_id": record_id,
                 "workspace_id": workspace_id,
                 "automation_id": automations.get(str(entry.get("automation"))),
-                "kind": str(entry["kind"]),
-                "event_id": str(entry["event_id"]),
-                "action": str(entry["action"]),
-                "recipient": str(entry.get("recipient", "")),
-                "status": str(entry["status"]),
+                "kind": str(entry["kind"])[:16],
+                "event_id": str(entry["event_id"])[:255],
+                "action": str(entry["action"])[:16],
+                "recipient": str(entry.get("recipient", ""))[:64],
+                "status": str(entry["status"])[:20],
                 "graph_message_id": str(entry.get("graph_message_id") or "")[:255],
                 "detail": str(entry.get("detail") or "")[:500],
                 "received_at": received_at,
