@@ -4,12 +4,18 @@ from typing import Any
 
 from django.db.models import Model, QuerySet
 from django.urls import reverse
-from rest_framework import routers, viewsets
+from rest_framework import routers, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from automations.models import Automation, Lead, Workspace
-from automations.serializers import AutomationSerializer, LeadSerializer, WorkspaceSerializer
+from automations.models import ActivityEntry, ActivityStatus, Automation, Lead, Miss, Workspace
+from automations.serializers import (
+    ActivityEntrySerializer,
+    AutomationSerializer,
+    LeadSerializer,
+    MissSerializer,
+    WorkspaceSerializer,
+)
 from instabot.ids import pk_from_string
 
 
@@ -58,7 +64,36 @@ class LeadViewSet(viewsets.ReadOnlyModelViewSet):
         )
 
 
+class ActivityViewSet(viewsets.ReadOnlyModelViewSet):
+    """Sends made or decided against, newest first; `?workspace=`, `?automation=`, `?status=` filter."""
+
+    serializer_class = ActivityEntrySerializer
+
+    def get_queryset(self) -> QuerySet[ActivityEntry]:
+        params = self.request.query_params
+        queryset = ActivityEntry.objects.order_by("-sent_at", "-id")
+        status = params.get("status")
+        if status:
+            if status not in ActivityStatus.values:
+                choices = ", ".join(ActivityStatus.values)
+                raise serializers.ValidationError({"status": [f"Unknown status {status!r}: one of {choices}."]})
+            queryset = queryset.filter(status=status)
+        return filter_by_ids(queryset, params=params, fields={"workspace": Workspace, "automation": Automation})
+
+
+class MissViewSet(viewsets.ReadOnlyModelViewSet):
+    """Events no automation matched, newest first; `?workspace=` filters."""
+
+    serializer_class = MissSerializer
+
+    def get_queryset(self) -> QuerySet[Miss]:
+        queryset = Miss.objects.order_by("-received_at", "-id")
+        return filter_by_ids(queryset, params=self.request.query_params, fields={"workspace": Workspace})
+
+
 router = routers.DefaultRouter()
 router.register("workspaces", WorkspaceViewSet, basename="workspace")
 router.register("automations", AutomationViewSet, basename="automation")
 router.register("leads", LeadViewSet, basename="lead")
+router.register("activity", ActivityViewSet, basename="activity")
+router.register("misses", MissViewSet, basename="miss")

@@ -8,6 +8,7 @@ job that runs twice stores one Lead and treats only a later DM as fresh.
 import logging
 from typing import Any
 
+from automations.activity import SendActivity
 from automations.cache import auser_state_get, user_state_delete, user_state_set
 from automations.context import EventContext
 from automations.delivery import ACTION_CONFIRMATION, send_once
@@ -45,6 +46,7 @@ async def conversation_answer(*, context: EventContext, workspace: WorkspaceData
             account_id=workspace.instagram_account_id,
             event_id=event.event_id,
             action=ACTION_CONFIRMATION,
+            activity=SendActivity.for_event(workspace_id=workspace.id, automation_id=automation.id, event=event),
             send=lambda: context.graph.send_message(
                 access_token=workspace.access_token,
                 recipient={"id": event.sender_id},

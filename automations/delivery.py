@@ -11,6 +11,7 @@ What a send's failure becomes:
 """
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -20,10 +21,12 @@ from typing import Any
 
 from django.conf import settings
 
+from automations.activity import SendActivity, send_activity_record
 from automations.context import EventContext
 from automations.graph import GraphAPIError, GraphResponse
 from automations.graph_errors import ErrorClass, classify_graph_error
 from automations.ledger import UNCERTAIN, LedgerEntry, LedgerWait
+from automations.models import ActivityStatus
 from automations.send_limits import account_pause
 
 logger = logging.getLogger(__name__)
@@ -81,8 +84,13 @@ async def send_once(
     action: str,
     send: Callable[[], Awaitable[GraphResponse]],
     private_reply: bool = False,
+    activity: SendActivity | None = None,
 ) -> SendOutcome:
-    """Run `send` unless this action for this event was already sent; classify what Meta answers."""
+    """Run `send` unless this action for this event was already sent; classify what Meta answers.
+
+    Each outcome goes to the activity log when `activity` says for whom (a deferred send is not an
+    outcome: it runs again later)."""
+    record = functools.partial(send_activity_record, activity, event_id=event_id, action=action)
     entry = LedgerEntry(context=context, account_id=account_id, event_id=event_id, action=action)
     claim = f"pending:{time.time():.3f}:{uuid.uuid4().hex}"
     try:
@@ -91,30 +99,34 @@ async def send_once(
         raise SendDeferred(wait.seconds, f"account {account_id} is paused or at its send limit") from None
     # Our own claim comes back when Redis ran the script but its answer was lost and the command retried.
     if existing is not None and existing != claim:
-        return _resolve_existing_claim(existing)
+        return _resolve_existing_claim(existing, record=record)
     try:
         response = await send()
     except GraphAPIError as exc:
-        return await _settle_error(context=context, entry=entry, claim=claim, action=action, event_id=event_id, exc=exc)
+        return await _settle_error(context=context, entry=entry, claim=claim, record=record, exc=exc)
     except BaseException:  # noqa: B036 - a timeout or cancellation mid-send: the request may have been written
         await asyncio.shield(_mark_uncertain(entry))
+        record(status=ActivityStatus.UNCERTAIN, detail="stopped mid-send (job timeout or worker stop)")
         raise
     await entry.set(f"done:{response.message_id}")
+    record(status=ActivityStatus.SENT, graph_message_id=response.message_id)
     if response.regain_access_seconds:
         await account_pause(context=context, account_id=account_id, seconds=response.regain_access_seconds)
     return SendOutcome.SENT
 
 
 async def _settle_error(
-    *, context: EventContext, entry: LedgerEntry, claim: str, action: str, event_id: str, exc: GraphAPIError
+    *, context: EventContext, entry: LedgerEntry, claim: str, record: Callable[..., None], exc: GraphAPIError
 ) -> SendOutcome:
     error_class = classify_graph_error(exc)
     if error_class == ErrorClass.SENT:
         await entry.set("done:meta-reported-error")
-        logger.warning("%s for %s: Meta reported %s but the message was sent; not retried", action, event_id, exc)
+        record(status=ActivityStatus.SENT, detail=f"Meta reported an error but sent it: {exc}")
+        logger.warning("%s: Meta reported %s but the message was sent; not retried", entry.key, exc)
         return SendOutcome.SENT
     if error_class == ErrorClass.UNCERTAIN:
         await entry.set(UNCERTAIN)
+        record(status=ActivityStatus.UNCERTAIN, detail=f"no answer: {exc}")
         raise UncertainDeliveryError(
             f"{UNCERTAIN_REASON}: the request was sent and no answer came back ({exc})", error=exc.as_dict()
         ) from None
@@ -123,6 +135,7 @@ async def _settle_error(
         pause = exc.regain_access_seconds or settings.THROTTLE_DEFAULT_PAUSE_SECONDS
         await account_pause(context=context, account_id=entry.account_id, seconds=pause)
         raise SendDeferred(pause, f"throttled by Meta ({exc})") from None
+    record(status=ActivityStatus.FAILED, detail=f"{error_class}: {exc}")
     if error_class == ErrorClass.TRANSIENT:
         raise TransientDeliveryError(str(exc), error=exc.as_dict()) from None
     raise TerminalDeliveryError(str(exc), error=exc.as_dict()) from None
@@ -135,12 +148,14 @@ async def _mark_uncertain(entry: LedgerEntry) -> None:
         logger.warning("could not mark %s uncertain; its lease will", entry.key)
 
 
-def _resolve_existing_claim(value: str) -> SendOutcome:
+def _resolve_existing_claim(value: str, *, record: Callable[..., None]) -> SendOutcome:
     if value.startswith("done"):
+        record(status=ActivityStatus.SKIPPED_DUPLICATE)
         return SendOutcome.ALREADY_SENT
     if value.startswith("pending:"):
         claimed_at = float(value.split(":")[1])
         if time.time() - claimed_at < settings.DELIVERY_LEASE_SECONDS:
             # Another attempt is sending right now; look again once it has had time to finish.
             raise TransientDeliveryError("another attempt is sending this right now")
+    record(status=ActivityStatus.UNCERTAIN, detail="an earlier attempt stopped mid-send")
     raise UncertainDeliveryError(f"{UNCERTAIN_REASON}: an earlier attempt stopped mid-send and may have sent it")

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from instabot.encryption import EncryptedTextField
+from webhooks.events import EventKind
 
 # A token this close to its expiry is shown as `expiring` (the daily refresh should have renewed it).
 TOKEN_EXPIRING_WITHIN = timedelta(days=7)
@@ -189,3 +190,118 @@ class Lead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instagram_user_id}: {self.text[:50]}"
+
+
+# --- What Instabot did: the activity log, misses and per-automation counts ---------------------------
+# Rows are written in batches by workers (automations/activity.py, automations/activity_store.py), never
+# by the job that did the work, and purged after ACTIVITY_RETENTION_DAYS.
+
+
+class ActivityAction(models.TextChoices):
+    DM = "dm", "DM"
+    PUBLIC_REPLY = "public_reply", "Public reply"
+    PRIVATE_REPLY = "private_reply", "Private reply"
+    CONFIRMATION = "confirmation", "Confirmation"
+
+
+class ActivityStatus(models.TextChoices):
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    # Meta may or may not have sent it (no answer in time, or a worker died mid-send): a dead letter.
+    UNCERTAIN = "uncertain", "Uncertain"
+    # Sent before (Meta's redelivery, a replay, a second run): not sent again.
+    SKIPPED_DUPLICATE = "skipped_duplicate", "Skipped (sent before)"
+
+
+# The kinds of event Instabot acts on (webhooks.events.EventKind): "dm", "story_reply", ...
+EVENT_KIND_CHOICES = [
+    (str(kind), "DM" if kind == EventKind.DM else str(kind).replace("_", " ").capitalize()) for kind in EventKind
+]
+
+
+class ActivityEntry(models.Model):
+    """One send Instabot made, or decided not to make, for one event."""
+
+    # Given by the process that recorded it: a batch drained twice is stored once.
+    record_id = models.CharField(max_length=32, unique=True, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="activity")
+    # Kept (as empty) when the automation is deleted later.
+    automation = models.ForeignKey(
+        Automation, on_delete=models.SET_NULL, null=True, blank=True, related_name="activity"
+    )
+    kind = models.CharField(max_length=16, choices=EVENT_KIND_CHOICES)
+    # Meta's id of the event answered: `mid` for messages, the comment id for comments.
+    event_id = models.CharField(max_length=255)
+    action = models.CharField(max_length=16, choices=ActivityAction.choices)
+    # The Instagram user answered (IGSID of the sender or commenter).
+    recipient = models.CharField(max_length=64)
+    status = models.CharField(max_length=20, choices=ActivityStatus.choices)
+    graph_message_id = models.CharField(max_length=255, blank=True, default="")
+    # Why it failed or is uncertain: Meta's error as Instabot classified it.
+    detail = models.CharField(max_length=500, blank=True, default="")
+    # When the webhook reached Instabot; empty when unknown (an event queued by an older version).
+    received_at = models.DateTimeField(null=True, blank=True)
+    # When the send finished (or was decided against).
+    sent_at = models.DateTimeField()
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        verbose_name = "activity entry"
+        verbose_name_plural = "activity log"
+        indexes = [
+            models.Index(fields=["sent_at"], name="activity_sent_at"),
+            models.Index(fields=["workspace", "sent_at"], name="activity_workspace_sent_at"),
+            models.Index(fields=["automation", "sent_at"], name="activity_automation_sent_at"),
+            models.Index(fields=["status", "sent_at"], name="activity_status_sent_at"),
+            models.Index(fields=["recipient"], name="activity_recipient"),
+            models.Index(fields=["event_id"], name="activity_event_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.status} for {self.event_id}"
+
+
+class Miss(models.Model):
+    """An event of a known workspace that no automation matched."""
+
+    record_id = models.CharField(max_length=32, unique=True, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="misses")
+    kind = models.CharField(max_length=16, choices=EVENT_KIND_CHOICES)
+    event_id = models.CharField(max_length=255)
+    # The IGSID of the DM's sender or the commenter.
+    sender = models.CharField(max_length=64)
+    text = models.TextField(blank=True, default="")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "misses"
+        indexes = [
+            models.Index(fields=["received_at"], name="miss_received_at"),
+            models.Index(fields=["workspace", "received_at"], name="miss_workspace_received_at"),
+            models.Index(fields=["event_id"], name="miss_event_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.event_id}: {self.text[:50]}"
+
+
+class AutomationDailyCount(models.Model):
+    """How many events an automation answered on one day (UTC): the source of its fired counts.
+
+    Kept after the activity rows are purged, so totals outlive ACTIVITY_RETENTION_DAYS; one row per
+    automation per day it fired.
+    """
+
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="daily_counts")
+    day = models.DateField()
+    fired = models.PositiveIntegerField(default=0)
+    last_fired_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [models.UniqueConstraint(fields=["automation", "day"], name="automation_daily_count_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.automation_id} {self.day}: {self.fired}"

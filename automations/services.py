@@ -3,6 +3,7 @@
 import logging
 from enum import StrEnum
 
+from automations.activity import SendActivity, event_miss_record
 from automations.context import EventContext, run_with_context
 from automations.conversations import conversation_answer, conversation_start
 from automations.delivery import (
@@ -77,6 +78,7 @@ async def _event_answer(*, context: EventContext, workspace: WorkspaceData, even
     )
     if automation is None:
         logger.info("no automation matched %s %s of workspace %s", event.kind, event.event_id, workspace.pk)
+        event_miss_record(workspace_id=workspace.pk, event=event)
         return _count(EventOutcome.NO_MATCH, kind=event.kind)
     # Nothing is sent with a token Meta already refused: the event is parked until a new one arrives.
     workspace_token_require_usable(workspace=workspace)
@@ -109,6 +111,7 @@ async def automation_reply(
     token = workspace.access_token
     account_id = workspace.instagram_account_id
     graph = context.graph
+    activity = SendActivity.for_event(workspace_id=workspace.pk, automation_id=automation.pk, event=event)
     outcomes = []
     if event.kind in (EventKind.COMMENT, EventKind.LIVE_COMMENT):
         # Meta allows no public replies on Live.
@@ -118,6 +121,7 @@ async def automation_reply(
                 account_id=account_id,
                 event_id=event.event_id,
                 action=ACTION_PUBLIC_REPLY,
+                activity=activity,
                 send=lambda: graph.reply_to_comment(
                     access_token=token, comment_id=event.event_id, text=automation.public_reply_text
                 ),
@@ -129,6 +133,7 @@ async def automation_reply(
             event_id=event.event_id,
             action=ACTION_PRIVATE_REPLY,
             private_reply=True,
+            activity=activity,
             send=lambda: graph.send_message(
                 access_token=token, recipient={"comment_id": event.event_id}, text=automation.reply_text
             ),
@@ -139,6 +144,7 @@ async def automation_reply(
             account_id=account_id,
             event_id=event.event_id,
             action=ACTION_DM,
+            activity=activity,
             send=lambda: graph.send_message(
                 access_token=token, recipient={"id": event.sender_id}, text=automation.reply_text
             ),

@@ -164,7 +164,13 @@ class Stack:
 
     @contextmanager
     def workers(
-        self, count: int, *, latency: int, worker_class: str = "", concurrency: int = 200
+        self,
+        count: int,
+        *,
+        latency: int,
+        worker_class: str = "",
+        concurrency: int = 200,
+        extra_env: dict[str, str] | None = None,
     ) -> Iterator[list[int]]:
         env = dict(self.env)
         env.update(
@@ -177,6 +183,7 @@ class Stack:
         )
         if worker_class:
             env["RQ_WORKER_CLASS"] = worker_class
+        env.update(extra_env or {})
         procs = [
             self.start(f"worker-{latency}ms", [PY, "manage.py", "rqworker", "high", "default", "low"], env=env)
             for _ in range(count)
@@ -256,13 +263,20 @@ def end_to_end(stack: Stack, *, workers: int, latency: int, window: float, worke
 
 
 def drain(
-    stack: Stack, *, workers: int, latency: int, count: int, window: float, worker_class: str = ""
+    stack: Stack,
+    *,
+    workers: int,
+    latency: int,
+    count: int,
+    window: float,
+    worker_class: str = "",
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Queue `count` webhooks first, then start the workers: their capacity, as BullMQ's `drain` figure.
     The clock runs from the first Graph call to the last, or for `window` seconds if that comes first."""
     stack.reset(latency)
     run_burst(stack.requests(count, f"d{workers}w{latency}-"), host="127.0.0.1", port=stack.web_port)
-    with stack.workers(workers, latency=latency, worker_class=worker_class) as pids:
+    with stack.workers(workers, latency=latency, worker_class=worker_class, extra_env=extra_env) as pids:
         wait_until(lambda: stack.graph_requests(latency) > 0, timeout=30, what="first Graph call")
         first, first_calls = time.time(), stack.graph_requests(latency)
         cpu_before = sum(cpu_seconds(pid) for pid in pids)
@@ -285,13 +299,41 @@ def drain(
     }
 
 
+def activity_log_cost(stack: Stack, *, window: float, count: int) -> dict[str, Any]:
+    """One worker draining at 0 ms Graph latency (CPU-bound), with the activity log recorded (and drained
+    into the database by the worker itself, as in production) and with ACTIVITY_LOG_ENABLED=false."""
+    runs = {
+        state: drain(
+            stack,
+            workers=1,
+            latency=0,
+            count=count,
+            window=window,
+            extra_env={"ACTIVITY_LOG_ENABLED": "true" if state == "on" else "false"},
+        )
+        for state in ("off", "on")
+    }
+    on, off = runs["on"], runs["off"]
+
+    def cost(with_log: float, without: float) -> float | None:
+        return round(100 * (with_log / without - 1), 1) if without else None
+
+    return {
+        "activity_log_off": off,
+        "activity_log_on": on,
+        # Positive: slower (fewer jobs a second) or dearer (more CPU a job) with the log.
+        "throughput_cost_percent": -cost(on["jobs_per_s"], off["jobs_per_s"]) if off["jobs_per_s"] else None,
+        "cpu_per_job_cost_percent": cost(on["worker_cpu_ms_per_job"], off["worker_cpu_ms_per_job"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
     parser.add_argument(
         "--phases",
-        default="intake,end_to_end,drain,baseline",
-        help="comma-separated subset of: intake, end_to_end, drain, baseline",
+        default="intake,end_to_end,drain,baseline,activity",
+        help="comma-separated subset of: intake, end_to_end, drain, baseline, activity",
     )
     args = parser.parse_args()
     phases = set(args.phases.split(","))
@@ -326,6 +368,8 @@ def main() -> None:
                     stack, workers=1, latency=100, count=200, worker_class="rq.worker.SimpleWorker", window=window
                 )
             }
+        if "activity" in phases:
+            report["activity_log_cost"] = activity_log_cost(stack, window=window, count=int(4000 * scale))
         rows = [*e2e.values(), *drains.values()]
         if rows:
             report["worker_peak_rss_mb_at_concurrency_200"] = max(max(row["worker_peak_rss_mb"]) for row in rows)

@@ -313,6 +313,18 @@ CACHE_SYNC_POLL_INTERVAL = env_float("CACHE_SYNC_POLL_INTERVAL", 1.0)
 # Seconds before the first reconnect attempt of a feed that lost its connection (doubles up to 30).
 CACHE_SYNC_RECONNECT_DELAY = env_float("CACHE_SYNC_RECONNECT_DELAY", 1.0)
 
+# --- Activity log, misses and per-automation counts ------------------------------------------------
+# false stops recording sends and misses (the admin's log, misses and fired counts then stay as they are).
+ACTIVITY_LOG_ENABLED = env_bool("ACTIVITY_LOG_ENABLED", True)
+# Each process writes what it recorded to Redis this often (seconds): what a killed process may lose.
+ACTIVITY_FLUSH_INTERVAL_SECONDS = env_float("ACTIVITY_FLUSH_INTERVAL_SECONDS", 1.0)
+# Activity and miss rows older than this are deleted once a day by the workers (fired counts stay).
+ACTIVITY_RETENTION_DAYS = env_int("ACTIVITY_RETENTION_DAYS", 30)
+if ACTIVITY_FLUSH_INTERVAL_SECONDS <= 0:
+    raise ImproperlyConfigured("ACTIVITY_FLUSH_INTERVAL_SECONDS must be above 0.")
+if ACTIVITY_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("ACTIVITY_RETENTION_DAYS must be at least 1.")
+
 # --- Instagram Graph API -----------------------------------------------------------------------
 GRAPH_API_BASE_URL = env_str("GRAPH_API_BASE_URL", "https://graph.instagram.com").rstrip("/")
 GRAPH_API_VERSION = env_str("GRAPH_API_VERSION", "v21.0")

@@ -3,11 +3,16 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from automations.api import router
-from queueing.admin import dead_letters_view
+from queueing.admin import dead_letters_view, operations_view
 from queueing.api import WorkspaceDeadLettersReplayView
 from webhooks.views import instagram_webhook
 
 # /healthz, /readyz and /metrics are answered by instabot.middleware.OperationsMiddleware, not here.
+
+# The app list is one click away (Home); lists need the width: at 1280 px the sidebar and the filter
+# panel left the automation list too narrow for its columns.
+admin.site.enable_nav_sidebar = False
+
 urlpatterns = [
     # Meta calls this URL with and without the trailing slash; neither may redirect.
     re_path(r"^api/webhooks/instagram/?$", instagram_webhook, name="instagram-webhook"),
@@ -24,5 +29,6 @@ urlpatterns = [
     path("", include("instagram.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/dead-letters/", admin.site.admin_view(dead_letters_view), name="dead-letters"),
+    path("admin/operations/", admin.site.admin_view(operations_view), name="operations"),
     path("admin/", admin.site.urls),
 ]

@@ -1,5 +1,8 @@
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
+import redis
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -9,6 +12,7 @@ from django.urls import reverse
 from queueing.dead_letters import dead_letter_list, dead_letter_replay, dead_letter_replay_all
 from queueing.fallback import fallback_relay
 from queueing.models import FallbackEvent
+from queueing.operations import MinuteCount, operations_get
 
 
 @admin.register(FallbackEvent)
@@ -59,3 +63,66 @@ def dead_letters_view(request: HttpRequest) -> HttpResponse:
         "code": code_text if error_code is not None else "",
     }
     return TemplateResponse(request, "admin/queueing/dead_letters.html", context)
+
+
+def operations_view(request: HttpRequest) -> HttpResponse:
+    """Queues, throughput, failures, backlogs, workers and cache: what an operator checks first."""
+    context: dict[str, Any] = {**admin.site.each_context(request), "title": "Operations"}
+    try:
+        operations = operations_get()
+    except redis.RedisError as exc:
+        context["error"] = f"Redis did not answer ({type(exc).__name__}): queues and counters are unknown."
+        return TemplateResponse(request, "admin/queueing/operations.html", context, status=503)
+    context.update(
+        {
+            "ops": operations,
+            "queue_rows": [(queue, age_text(queue.oldest_age_seconds)) for queue in operations.queues],
+            "worker_rows": [(worker, age_text(worker.heartbeat_age_seconds)) for worker in operations.workers],
+            "chart": jobs_chart(operations.jobs_per_minute),
+            "fallback_waiting_url": reverse("admin:queueing_fallbackevent_changelist") + "?relayed_at__isempty=1",
+            "activity_url": reverse("admin:automations_activityentry_changelist"),
+        }
+    )
+    return TemplateResponse(request, "admin/queueing/operations.html", context)
+
+
+def age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    x: float
+    y: float
+    height: float
+    label: str
+
+
+CHART_WIDTH, CHART_HEIGHT, BAR_GAP = 600, 120, 2
+
+
+def jobs_chart(minutes: list[MinuteCount]) -> dict[str, Any]:
+    """Bars for an inline SVG: one per minute, scaled to the busiest minute."""
+    peak = max((minute.jobs or 0 for minute in minutes), default=0)
+    slot = CHART_WIDTH / max(len(minutes), 1)
+    bars = []
+    for index, minute in enumerate(minutes):
+        time = minute.start.strftime("%H:%M")
+        height = (minute.jobs or 0) / peak * CHART_HEIGHT if peak else 0
+        label = f"{time} UTC: {minute.jobs} jobs" if minute.jobs is not None else f"{time} UTC: no sample"
+        bars.append(ChartBar(x=index * slot, y=CHART_HEIGHT - height, height=height, label=label))
+    return {
+        "bars": bars,
+        "bar_width": max(slot - BAR_GAP, 1),
+        "peak": peak,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "sampled": any(minute.jobs is not None for minute in minutes),
+        "total": sum(minute.jobs or 0 for minute in minutes),
+    }

@@ -56,6 +56,7 @@ from rq.timeouts import BaseDeathPenalty, JobTimeoutException
 from rq.utils import now, utcformat
 from rq.worker import DequeueStrategy, SimpleWorker, WorkerStatus
 
+from automations.activity import activity_flush
 from automations.context import EventContext, async_redis_client
 from automations.graph import AsyncGraphClient, graph_client_config
 from automations.stats import stats_flush
@@ -64,6 +65,7 @@ from instagram.maintenance import accounts_maintenance_run_if_due
 from queueing import rq_bridge
 from queueing.fallback import fallback_relay_safely
 from queueing.jobs import aprocess_instagram_event
+from queueing.operations import worker_housekeeping
 from queueing.services import EVENT_JOB
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,8 @@ IDLE_POLL_MAX_SECONDS = 0.05
 # its holder dies.
 SCHEDULE_EVERY_SECONDS = 1.0
 SCHEDULE_LOCK_MS = 10_000
+# How often the activity log is drained into the database (and the jobs-per-minute sample taken).
+HOUSEKEEPING_EVERY_SECONDS = 2.0
 # How long Redis commands are retried while Redis is unreachable or loading its data.
 REDIS_RETRY_SECONDS = 60.0
 
@@ -240,6 +244,7 @@ class InstabotWorker(SimpleWorker):
             started = asyncio.run(self._run(burst=burst, max_jobs=max_jobs, max_idle_time=max_idle_time))
         finally:
             stats_flush()
+            activity_flush()
             try:
                 self.teardown()
             except redis.RedisError:
@@ -286,6 +291,7 @@ class InstabotWorker(SimpleWorker):
             loop.create_task(self._every(self.maintenance_interval, self._maintenance)),
             loop.create_task(self._every(settings.FALLBACK_RELAY_INTERVAL_SECONDS, self._relay, first_delay=True)),
             loop.create_task(self._every(SCHEDULE_EVERY_SECONDS, self._schedule)),
+            loop.create_task(self._every(HOUSEKEEPING_EVERY_SECONDS, self._housekeeping, first_delay=True)),
         ]
         try:
             started = await self._dispatch(burst=burst, max_jobs=max_jobs, max_idle_time=max_idle_time)
@@ -574,6 +580,10 @@ class InstabotWorker(SimpleWorker):
     async def _maintenance(self) -> None:
         """RQ's: recover abandoned jobs of dead workers, clean the registries."""
         await self._context.run_sync(self.run_maintenance_tasks)
+
+    async def _housekeeping(self) -> None:
+        """The activity log into the database, its daily purge, the jobs-per-minute sample."""
+        await self._context.run_sync(worker_housekeeping)
 
     async def _relay(self) -> int:
         """Move events waiting in the database fallback store into the queues; returns how many."""

@@ -13,12 +13,16 @@ from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
+from automations import activity
 from automations.models import Automation, Workspace
 from automations.stats import stats_flush
 from devtools.fake_graph_api import FakeGraphAPI
 from instabot.redis import get_redis
 from queueing.queues import QUEUE_NAMES, get_queue
 from tests.support.webhooks import post_webhook
+
+# The `page` fixture: the admin in headless Chromium.
+pytest_plugins = ["tests.support.browser"]
 
 ACCOUNT_ID = "17841400000000001"
 TOKEN = "workspace-token-abc"
@@ -36,10 +40,17 @@ def _delete_test_keys(conn: redis.Redis) -> None:
 def clean_redis() -> Iterator[redis.Redis]:
     conn = get_redis()
     stats_flush()  # counts gathered by an earlier test go out before its keys are deleted
+    activity_buffer_clear()
     _delete_test_keys(conn)
     yield conn
     stats_flush()
+    activity_buffer_clear()
     _delete_test_keys(conn)
+
+
+def activity_buffer_clear() -> None:
+    """Forget what this process recorded and has not flushed: it belongs to a test that is over."""
+    activity._recorder._take()
 
 
 @pytest.fixture(scope="session")

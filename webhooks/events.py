@@ -29,6 +29,9 @@ class InstagramEvent:
     # The post or reel commented on; the story replied to.
     media_id: str = ""
     timestamp: int = 0
+    # When Instabot's web process received the webhook (epoch seconds; 0 when unknown, as for jobs
+    # queued before it was recorded): the start of the activity log's latency.
+    received_at: float = 0.0
 
     def to_payload(self) -> dict[str, Any]:
         payload = asdict(self)
@@ -45,4 +48,5 @@ class InstagramEvent:
             text=str(payload.get("text", "")),
             media_id=str(payload.get("media_id", "")),
             timestamp=int(payload.get("timestamp", 0)),
+            received_at=float(payload.get("received_at") or 0.0),
         )

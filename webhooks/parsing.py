@@ -49,7 +49,8 @@ def _get_dict(container: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def parse_webhook_body(body: bytes) -> ParsedWebhook:
+def parse_webhook_body(body: bytes, *, received_at: float = 0.0) -> ParsedWebhook:
+    """`received_at` (epoch seconds, from the caller: this stays pure) is stamped on every event."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -66,11 +67,11 @@ def parse_webhook_body(body: bytes) -> ParsedWebhook:
         parsed.skipped.append(f"object {object_type[:40]!r}")
         return parsed
     for entry in entries:
-        _parse_entry(entry, parsed)
+        _parse_entry(entry, parsed, received_at)
     return parsed
 
 
-def _parse_entry(entry: Any, parsed: ParsedWebhook) -> None:
+def _parse_entry(entry: Any, parsed: ParsedWebhook, received_at: float) -> None:
     account_id = _as_id(entry.get("id")) if isinstance(entry, dict) else None
     if account_id is None:
         parsed.skipped.append("malformed entry")
@@ -78,9 +79,9 @@ def _parse_entry(entry: Any, parsed: ParsedWebhook) -> None:
     messaging = entry.get("messaging", [])
     changes = entry.get("changes", [])
     for item in messaging if isinstance(messaging, list) else []:
-        _append(parsed, _parse_messaging(account_id, item))
+        _append(parsed, _parse_messaging(account_id, item, received_at))
     for item in changes if isinstance(changes, list) else []:
-        _append(parsed, _parse_change(account_id, item))
+        _append(parsed, _parse_change(account_id, item, received_at))
     if not isinstance(messaging, list) or not isinstance(changes, list):
         parsed.skipped.append("malformed entry")
 
@@ -92,7 +93,7 @@ def _append(parsed: ParsedWebhook, result: InstagramEvent | str) -> None:
         parsed.skipped.append(result)
 
 
-def _parse_messaging(account_id: str, item: Any) -> InstagramEvent | str:
+def _parse_messaging(account_id: str, item: Any, received_at: float) -> InstagramEvent | str:
     if not isinstance(item, dict):
         return "malformed messaging event"
     message = item.get("message")
@@ -125,6 +126,7 @@ def _parse_messaging(account_id: str, item: Any) -> InstagramEvent | str:
             text=text,
             media_id=_as_id(story.get("id")) or "",
             timestamp=timestamp,
+            received_at=received_at,
         )
     attachments = message.get("attachments")
     if isinstance(attachments, list) and any(
@@ -137,6 +139,7 @@ def _parse_messaging(account_id: str, item: Any) -> InstagramEvent | str:
             sender_id=sender_id,
             text=text,
             timestamp=timestamp,
+            received_at=received_at,
         )
     if not text.strip():
         return "message without text"
@@ -147,10 +150,11 @@ def _parse_messaging(account_id: str, item: Any) -> InstagramEvent | str:
         sender_id=sender_id,
         text=text,
         timestamp=timestamp,
+        received_at=received_at,
     )
 
 
-def _parse_change(account_id: str, item: Any) -> InstagramEvent | str:
+def _parse_change(account_id: str, item: Any, received_at: float) -> InstagramEvent | str:
     if not isinstance(item, dict) or not isinstance(item.get("field"), str):
         return "malformed change"
     kind = _COMMENT_FIELDS.get(item["field"])
@@ -172,4 +176,5 @@ def _parse_change(account_id: str, item: Any) -> InstagramEvent | str:
         sender_id=sender_id,
         text=text if isinstance(text, str) else "",
         media_id=_as_id(_get_dict(value, "media").get("id")) or "",
+        received_at=received_at,
     )

@@ -50,6 +50,7 @@ def _verify_subscription(request: HttpRequest) -> HttpResponse:
 
 
 def _receive_events(request: HttpRequest) -> HttpResponse:
+    received_at = time.time()  # where the activity log's latency starts
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     try:
         declared_length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -65,7 +66,7 @@ def _receive_events(request: HttpRequest) -> HttpResponse:
         logger.warning("webhook refused: missing or invalid X-Hub-Signature-256")
         return _text(403, "Invalid signature.")
     try:
-        parsed = parse_webhook_body(body)
+        parsed = parse_webhook_body(body, received_at=received_at)
     except WebhookPayloadError as exc:
         logger.warning("webhook refused: %s", exc)
         return _text(400, str(exc))

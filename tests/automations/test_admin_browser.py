@@ -1,64 +1,18 @@
 """Staff edit automations in the real admin, in headless Chromium; the next webhook uses the edit."""
 
-import os
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
 from automations.models import Automation, Workspace
 from devtools.fake_graph_api import FakeGraphAPI
-from queueing.queues import QUEUE_NAMES
-from tests.conftest import TOKEN
-from tests.support.processes import run_manage
+from tests.conftest import TOKEN, run_worker_burst
+from tests.support.browser import browser_marks, screenshot
 from tests.support.webhooks import post_webhook
 from webhooks.events import EventKind
 from webhooks.samples import encode_payload, sample_event_payload
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not shutil.which(CHROMIUM) and not os.environ.get("CI"),
-        reason="Chromium not installed (CI installs it and never skips)",
-    ),
-]
-
-# Django's live server runs beside Playwright's event loop in this thread.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-def run_worker_process() -> None:
-    """A real `rqworker --burst` (this thread runs Playwright's event loop, so no worker runs in it)."""
-    result = run_manage("rqworker", *QUEUE_NAMES, "--burst")
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.fixture
-def page(live_server: Any) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    User.objects.create_superuser("staff", password="pw-123456")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        page = browser.new_page()
-        page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("#id_username", "staff")
-        page.fill("#id_password", "pw-123456")
-        page.click("input[type=submit]")
-        page.wait_for_url(f"{live_server.url}/admin/")
-        page.live_server_url = live_server.url
-        yield page
-        browser.close()
+pytestmark = browser_marks
 
 
 def test_admin_edit_of_an_automation_is_used_by_the_next_webhook(page: Any, graph: FakeGraphAPI) -> None:
@@ -68,7 +22,7 @@ def test_admin_edit_of_an_automation_is_used_by_the_next_webhook(page: Any, grap
     )
     client = Client()
     assert post_webhook(client, "messages__text").status_code == 200
-    run_worker_process()
+    run_worker_burst()
     assert [c.body["message"]["text"] for c in graph.calls()] == ["Old text"]
 
     page.goto(f"{page.live_server_url}/admin/automations/automation/")
@@ -85,7 +39,7 @@ def test_admin_edit_of_an_automation_is_used_by_the_next_webhook(page: Any, grap
     # A new message (the same one again would be a redelivery, answered only once).
     fresh = sample_event_payload(kind=EventKind.DM, account_id="17841400000000001", text="what does it cost")
     assert post_webhook(client, encode_payload(fresh)).status_code == 200
-    run_worker_process()
+    run_worker_burst()
     assert [c.body["message"]["text"] for c in graph.calls()] == ["Old text", "New text from the admin"]
 
 
@@ -123,15 +77,62 @@ def test_admin_creates_an_automation_with_search_and_filters(page: Any) -> None:
     assert "Reel link" in page.inner_text("#result_list")
 
 
-def test_admin_refuses_comment_only_fields_on_a_dm_automation(page: Any) -> None:
-    Workspace.objects.create(name="Shop", instagram_account_id="1784", access_token="t")
+def test_the_form_shows_comment_only_fields_for_comment_automations_only(page: Any) -> None:
+    workspace = Workspace.objects.create(name="Shop", instagram_account_id="1784", access_token="t")
     page.goto(f"{page.live_server_url}/admin/automations/automation/add/")
-    page.select_option("#id_workspace", label="Shop (1784)")
-    page.fill("#id_name", "Bad")
+    comment_only = page.locator("fieldset.comment-only")
+    assert "Comment automations only" in comment_only.inner_text()
     page.select_option("#id_type", "dm")
-    page.fill("#id_media_id", "123")
-    page.fill("#id_reply_text", "x")
+    assert not page.is_visible("#id_media_id") and not page.is_visible("#id_public_reply_text")
+    page.select_option("#id_type", "comment")
+    assert page.is_visible("#id_media_id") and page.is_visible("#id_public_reply_text")
+    page.select_option("#id_type", "story")
+    assert not page.is_visible("#id_media_id")
+    # Every field says what it is for.
+    rows = page.locator(".form-row")
+    for index in range(rows.count()):
+        row = rows.nth(index)
+        if row.is_visible():
+            assert row.locator(".help").inner_text().strip(), row.inner_text()
+    screenshot(page, "automation-form-story")
+
+    # A comment automation turned into a DM one loses its comment-only values instead of being refused.
+    page.select_option("#id_workspace", label="Shop (1784)")
+    page.fill("#id_name", "Reel link")
+    page.select_option("#id_type", "comment")
+    page.fill("#id_media_id", "17900000000000001")
+    page.fill("#id_public_reply_text", "Check your DMs")
+    page.fill("#id_reply_text", "Here it is")
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".messagelist .success")
+    assert page.is_visible("#id_media_id")
+    page.select_option("#id_type", "dm")
     page.click("input[name=_save]")
-    page.wait_for_selector(".errorlist")
-    assert "Only comment automations watch a post." in page.content()
+    page.wait_for_selector(".messagelist .success")
+    automation = Automation.objects.get(workspace=workspace)
+    assert (automation.type, automation.media_id, automation.public_reply_text) == ("dm", "", "")
+
+
+def test_the_server_still_refuses_comment_only_fields_on_a_dm_automation(page: Any) -> None:
+    """Without the page's script (or from another client), the form is checked on the server."""
+    workspace = Workspace.objects.create(name="Shop", instagram_account_id="1784", access_token="t")
+    client = Client()
+    client.login(username="staff", password="pw-123456")
+    response = client.post(
+        "/admin/automations/automation/add/",
+        {
+            "workspace": workspace.pk,
+            "name": "Bad",
+            "type": "dm",
+            "media_id": "123",
+            "keywords": "",
+            "reply_text": "x",
+            "public_reply_text": "",
+            "position": 100,
+            "is_active": "on",
+            "confirmation_text": "",
+        },
+    )
+    assert response.status_code == 200
+    assert "Only comment automations watch a post." in response.content.decode()
     assert not Automation.objects.exists()

@@ -160,7 +160,7 @@ def test_a_moved_automation_and_a_changed_account_id_invalidate_old_and_new_plac
     assert cached is not None and cached.id == other.pk
 
 
-def test_cache_stats_command_and_admin_show_hits_and_misses(
+def test_cache_stats_command_and_operations_page_show_hits_and_misses(
     automations: dict[str, Automation], admin_client: Client, capsys: Any
 ) -> None:
     for _ in range(4):
@@ -170,9 +170,11 @@ def test_cache_stats_command_and_admin_show_hits_and_misses(
     assert "workspace             3          1     75.0%" in out
     assert "user_state            0          0         -" in out
 
-    page = admin_client.get("/admin/automations/automation/").content.decode()
+    # On the admin's operations page; no longer on the staff-facing automation list.
+    page = admin_client.get("/admin/operations/").content.decode()
     assert 'id="cache-stats"' in page
-    assert "<td>workspace</td><td>3</td><td>1</td>\n      <td>75.0%</td>" in page
+    assert '<td>workspace</td><td class="num">3</td><td class="num">1</td>\n      <td class="num">75.0%</td>' in page
+    assert 'id="cache-stats"' not in admin_client.get("/admin/automations/automation/").content.decode()
 
     call_command("cache_stats", "--reset")
     assert stats()["workspace"] == (0, 0)

@@ -1,8 +1,6 @@
 """The connect flow in headless Chromium: the admin's button, the (fake) authorization window, back to the
 admin with a subscribed, active workspace; then the next signed DM is answered with the new token."""
 
-import os
-import shutil
 from typing import Any
 
 import pytest
@@ -11,24 +9,13 @@ from django.test import Client
 from automations.models import Automation, TokenStatus, Workspace
 from devtools.fake_graph_api import FakeGraphAPI
 from queueing.dead_letters import dead_letter_list
-from tests.automations.test_admin_browser import (  # noqa: F401 - page: the logged-in browser fixture
-    CHROMIUM,
-    page,
-    run_worker_process,
-)
-from tests.conftest import ACCOUNT_ID, TOKEN
+from tests.conftest import ACCOUNT_ID, TOKEN, run_until_settled, run_worker_burst
+from tests.support.browser import browser_marks
 from tests.support.webhooks import post_webhook
 from webhooks.events import EventKind
 from webhooks.samples import encode_payload, sample_event_payload
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not shutil.which(CHROMIUM) and not os.environ.get("CI"),
-        reason="Chromium not installed (CI installs it and never skips)",
-    ),
-]
+pytestmark = browser_marks
 
 NEW_ACCOUNT = "17841400000000042"
 
@@ -72,7 +59,7 @@ def test_connect_creates_a_subscribed_active_workspace_whose_token_answers_the_n
 
     Automation.objects.create(workspace=workspace, name="DM", type="dm", keywords=["price"], reply_text="Prices")
     assert post_webhook(Client(), dm(account_id=NEW_ACCOUNT, sender="buyer")).status_code == 200
-    run_worker_process()
+    run_worker_burst()
     [send] = instagram.calls()
     assert (send.token, send.body["recipient"]["id"]) == (workspace.access_token, "buyer")
 
@@ -85,7 +72,7 @@ def test_reconnecting_after_a_refusal_resumes_sends_and_replays_what_was_parked(
     Automation.objects.create(workspace=workspace, name="DM", type="dm", keywords=["price"], reply_text="Prices")
     instagram.expire_token(TOKEN)
     post_webhook(Client(), dm(account_id=ACCOUNT_ID, sender="waiting"))
-    run_worker_process()
+    run_until_settled()
     assert Workspace.objects.get().token_status == TokenStatus.EXPIRED
     [parked] = dead_letter_list()
 
@@ -102,7 +89,7 @@ def test_reconnecting_after_a_refusal_resumes_sends_and_replays_what_was_parked(
     page.wait_for_selector(".messagelist .success")
     assert "Replayed 1 dead letter(s)." in page.inner_text(".messagelist")
 
-    run_worker_process()
+    run_until_settled()
     new_token = Workspace.objects.get().access_token
     assert new_token != TOKEN
     [send] = instagram.calls()

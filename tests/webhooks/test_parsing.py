@@ -150,7 +150,23 @@ def test_malformed_entries_are_skipped_without_error(entry: object) -> None:
 
 def test_event_survives_the_trip_through_the_queue_as_plain_data() -> None:
     event = InstagramEvent(
-        kind=EventKind.COMMENT, account_id="1", event_id="c1", sender_id="2", text="ö", media_id="m", timestamp=5
+        kind=EventKind.COMMENT,
+        account_id="1",
+        event_id="c1",
+        sender_id="2",
+        text="ö",
+        media_id="m",
+        timestamp=5,
+        received_at=1796050000.25,
     )
     payload = json.loads(json.dumps(event.to_payload()))
     assert InstagramEvent.from_payload(payload) == event
+    # A job queued before events carried their receipt time still runs.
+    del payload["received_at"]
+    assert InstagramEvent.from_payload(payload).received_at == 0.0
+
+
+@pytest.mark.parametrize("fixture", ["messages__batch", "comments__feed", "live_comments__live"])
+def test_every_event_carries_the_time_instabot_received_it(fixture: str) -> None:
+    parsed = parse_webhook_body(fixture_bytes(fixture), received_at=1796050000.5)
+    assert parsed.events and {event.received_at for event in parsed.events} == {1796050000.5}

@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 from django.test import Client
@@ -131,3 +132,11 @@ def test_events_instabot_does_not_act_on_are_acknowledged_and_not_queued(client:
 
 def test_other_methods_are_not_allowed(client: Client) -> None:
     assert client.put(WEBHOOK_URL).status_code == 405
+
+
+def test_queued_events_carry_when_the_webhook_was_received(client: Client) -> None:
+    before = time.time()
+    assert post_webhook(client, "messages__text").status_code == 200
+    after = time.time()
+    [job] = get_queue("high").get_jobs()
+    assert before <= job.kwargs["event"]["received_at"] <= after
