@@ -29,6 +29,10 @@ def test_schema_is_valid_openapi_3_and_lists_every_endpoint(client: Client) -> N
         "/api/v1/automations/{id}/",
         "/api/v1/leads/",
         "/api/v1/leads/{id}/",
+        "/api/v1/activity/",
+        "/api/v1/activity/{id}/",
+        "/api/v1/misses/",
+        "/api/v1/misses/{id}/",
     }
     assert set(schema["paths"]["/api/v1/workspaces/{id}/"]) >= {"get", "put", "patch", "delete"}
     assert "tokenAuth" in schema["components"]["securitySchemes"]
