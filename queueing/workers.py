@@ -48,7 +48,7 @@ import redis
 from django.conf import settings
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.executions import Execution
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
@@ -478,6 +478,10 @@ class InstabotWorker(SimpleWorker):
                 self.log.error("Worker %s: could not record the end of job %s (%s)", self.name, item.job.id, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception:
+                # Left in the started registry for RQ's recovery; the slot must not leak.
+                self.log.exception("Worker %s: could not record the end of job %s", self.name, item.job.id)
+                break
         self._done(item)
 
     def _done(self, item: rq_bridge.TakenJob) -> None:
@@ -517,30 +521,42 @@ class InstabotWorker(SimpleWorker):
             batch, self._finished = self._finished, []
             if not batch:
                 continue
-            finished_at = time.monotonic()
-            args = rq_bridge.finish_args(
-                worker_key=self.key,
-                worker_executions_key=self.executions_key,
-                taken=batch,
-                working_seconds=sum(finished_at - item.started_monotonic for item in batch),
-            )
-            backoff = 0.5
-            while True:
-                try:
-                    with_dependents = await self._finish(args=args)
-                    break
-                except redis.RedisError as exc:
-                    # Never dropped: the jobs stay in flight (and their slots taken) until this succeeds.
-                    self.log.error("Worker %s: could not finish %d job(s) (%s); retrying", self.name, len(batch), exc)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-            if with_dependents:
-                dependent_keys = {key.decode() if isinstance(key, bytes) else key for key in with_dependents}
+            try:
+                await self._finish_batch(batch)
+            except Exception:
+                # Not recorded as finished: the jobs stay in the started registry, where RQ's recovery
+                # finds them (a finished send is never repeated: the ledger says done).
+                self.log.exception("Worker %s: could not finish %d job(s)", self.name, len(batch))
+            finally:
                 for item in batch:
-                    if item.job.key in dependent_keys:
-                        await self._context.run_sync(lambda item=item: item.queue.enqueue_dependents(item.job))  # type: ignore[misc]
-            for item in batch:
-                self._done(item)
+                    self._done(item)
+
+    async def _finish_batch(self, batch: list[rq_bridge.TakenJob]) -> None:
+        finished_at = time.monotonic()
+        args = rq_bridge.finish_args(
+            worker_key=self.key,
+            worker_executions_key=self.executions_key,
+            taken=batch,
+            working_seconds=sum(finished_at - item.started_monotonic for item in batch),
+        )
+        backoff = 0.5
+        while True:
+            try:
+                with_dependents = await self._finish(args=args)
+                break
+            except redis.RedisError as exc:
+                if self._force_stop:
+                    raise
+                # Never dropped: the jobs stay in flight (and their slots taken) until this succeeds.
+                self.log.error("Worker %s: could not finish %d job(s) (%s); retrying", self.name, len(batch), exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        for item in batch:
+            item.job._status = JobStatus.FINISHED  # what RQ's dependents check reads of the parent
+        dependent_keys = {key.decode() if isinstance(key, bytes) else key for key in with_dependents or []}
+        for item in batch:
+            if item.job.key in dependent_keys:
+                await self._context.run_sync(lambda item=item: item.queue.enqueue_dependents(item.job))  # type: ignore[misc]
 
     async def _every(self, seconds: float, action: Any, *, first_delay: bool = False) -> None:
         if first_delay:

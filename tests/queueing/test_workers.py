@@ -26,12 +26,20 @@ from webhooks.parsing import parse_webhook_body
 from webhooks.samples import encode_payload, sample_event_payload
 
 
+def _burst_took_too_long(signum: int, frame: object) -> None:
+    raise TimeoutError("the worker's burst did not end within 60 s")
+
+
 def run_in_process(concurrency: int) -> None:
     queues = [get_queue(name) for name in QUEUE_NAMES]
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # A burst that never ends fails the test instead of hanging the run.
+    signal.signal(signal.SIGALRM, _burst_took_too_long)
+    signal.alarm(60)
     try:
         InstabotWorker(queues, connection=get_redis(), concurrency=concurrency).work(burst=True)
     finally:
+        signal.alarm(0)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
