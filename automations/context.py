@@ -80,7 +80,8 @@ def async_redis_client(*, max_connections: int, retry_seconds: float = 0.0) -> r
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         settings.REDIS_URL,
         max_connections=max_connections,
-        timeout=None,
+        # Waiting longer than this for a free connection means one leaked: fail loudly, not forever.
+        timeout=60,
         socket_connect_timeout=settings.REDIS_SOCKET_CONNECT_TIMEOUT,
         socket_timeout=max(settings.REDIS_SOCKET_TIMEOUT, 5.0) if retries else settings.REDIS_SOCKET_TIMEOUT,
         health_check_interval=30,

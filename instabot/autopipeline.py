@@ -33,6 +33,9 @@ class AutoPipeline:
         self.retry_seconds = retry_seconds
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._scheduled = False
+        # asyncio keeps only weak references to tasks: a send task nobody holds may vanish mid-flight,
+        # leaving its jobs waiting forever (and its connection checked out).
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def call(self, *args: Any) -> Any:
         """Send one command with those issued in the same loop turn; its reply, or its error raised."""
@@ -50,7 +53,9 @@ class AutoPipeline:
         if self._pending:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
-        asyncio.get_running_loop().create_task(self._send(batch))
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         deadline = time.monotonic() + self.retry_seconds

@@ -184,6 +184,7 @@ class InstabotWorker(SimpleWorker):
         self._force_stop = False
         self._in_flight: dict[str, rq_bridge.TakenJob] = {}
         self._finished: list[rq_bridge.TakenJob] = []
+        self._finishing = 0
 
     # --- RQ's hooks, for the jobs that go through RQ's own code -------------------------------------
 
@@ -304,7 +305,10 @@ class InstabotWorker(SimpleWorker):
             if self._force_stop:
                 for job_task in self._tasks:
                     job_task.cancel()
-            await self._context.close()
+            try:
+                await asyncio.wait_for(self._context.close(), timeout=10)
+            except TimeoutError:
+                self.log.warning("Worker %s: connections did not close within 10 s", self.name)
             self._pool.shutdown(wait=not self._force_stop, cancel_futures=True)
 
     async def _dispatch(self, *, burst: bool, max_jobs: int | None, max_idle_time: int | None) -> int:
@@ -347,6 +351,7 @@ class InstabotWorker(SimpleWorker):
             if self._in_flight:
                 # A job in flight may still queue more work (a retry, a deferral): burst mode ends
                 # only once none is in flight and the queues are still empty.
+                self._forget_orphans()
                 idle_since = time.monotonic()
                 await self._wait_for_slot(timeout=idle_poll)
                 idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
@@ -399,6 +404,18 @@ class InstabotWorker(SimpleWorker):
         task = asyncio.get_running_loop().create_task(self._run_job(item))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _forget_orphans(self) -> None:
+        """Jobs whose task ended without freeing their slot (a bug): logged and given up to RQ's
+        recovery (they are in the started registry), so the worker never waits on them forever."""
+        if self._finished or any(not task.done() for task in self._tasks):
+            return
+        orphans = list(self._in_flight)
+        if orphans:
+            self.log.error(
+                "Worker %s: %d job(s) ended without freeing their slot: %s", self.name, len(orphans), orphans
+            )
+            self._in_flight.clear()
 
     async def _wait_for_slot(self, *, timeout: float) -> None:
         self._slot_freed.clear()
@@ -521,6 +538,7 @@ class InstabotWorker(SimpleWorker):
             batch, self._finished = self._finished, []
             if not batch:
                 continue
+            self._finishing = len(batch)
             try:
                 await self._finish_batch(batch)
             except Exception:
@@ -528,6 +546,7 @@ class InstabotWorker(SimpleWorker):
                 # finds them (a finished send is never repeated: the ledger says done).
                 self.log.exception("Worker %s: could not finish %d job(s)", self.name, len(batch))
             finally:
+                self._finishing = 0
                 for item in batch:
                     self._done(item)
 
