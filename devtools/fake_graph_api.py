@@ -1,13 +1,24 @@
 """A fake Instagram Graph API over real HTTP, for tests, the Quick start demo and the benchmark.
 
 It answers like Meta (success bodies, error bodies with `error.code`, `error_subcode`,
-`fbtrace_id`) and records every call. Run it alone:
+`fbtrace_id`) and records every call Meta would have acted on. Run it alone:
 
-    python -m devtools.fake_graph_api --port 8100 [--latency-ms 100]
+    python -m devtools.fake_graph_api --port 8100 [--latency-ms 100] [--idle-close-ms 5000]
 
 or in-process with `FakeGraphAPI().start()`. Control endpoints for other processes:
-`GET /_fake/calls`, `POST /_fake/reset`, `POST /_fake/script` (a JSON list of
-`{"status": int, "body": {...}}` answers for the next calls), `POST /_fake/expire` (a token).
+`GET /_fake/calls`, `POST /_fake/reset`, `POST /_fake/expire` (a token), `POST /_fake/latency` (ms),
+`POST /_fake/idle-close` (ms, 0 for never), and `POST /_fake/script`: a JSON list of answers for the
+next calls, each `{"status": int, "body": {...}}` (Meta's answer), `{"drop": "close" | "reset"}`
+(read the request, act on it, close or reset the connection without answering) or `{"delay_ms": int}`
+(act on it, answer only after that long: longer than the client's read timeout, the answer is lost).
+
+Faults a real network shows, for the exactly-once tests:
+- a dropped answer (`drop`): the request arrived and was acted on, the client sees the connection
+  closed or reset before any answer;
+- a late answer (`delay_ms`): acted on at once, answered after the client gave up;
+- idle keep-alive connections closed by the server after `idle_close_ms`, as every HTTP server
+  does (Meta's edge included): a client that reuses one the server just closed loses that request
+  before the server reads it (not recorded as a call).
 """
 
 from __future__ import annotations
@@ -16,6 +27,8 @@ import argparse
 import itertools
 import json
 import re
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -37,13 +50,51 @@ class RecordedCall:
         return {"path": self.path, "token": self.token, "body": self.body, "at": self.at}
 
 
+DROP_CLOSE = "close"
+DROP_RESET = "reset"
+
+
 @dataclass
 class ScriptedAnswer:
-    status: int
-    body: dict[str, Any]
+    # None: the usual success answer (after `delay_s`, or never with `drop`).
+    status: int | None = None
+    body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     # Meta acted on the request although it answered with an error (code 1, subcode 1357046).
     counts_as_sent: bool = False
+    # Act on the request, then close ("close") or reset ("reset") the connection without answering.
+    drop: str = ""
+    # Act on the request at once, answer only after this many seconds.
+    delay_s: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScriptedAnswer:
+        drop = str(data.get("drop", ""))
+        if drop not in ("", DROP_CLOSE, DROP_RESET):
+            raise ValueError(f"drop must be {DROP_CLOSE!r} or {DROP_RESET!r}, not {drop!r}")
+        return cls(
+            status=data.get("status"),
+            body=data.get("body", {}),
+            headers=data.get("headers", {}),
+            counts_as_sent=data.get("counts_as_sent", False),
+            drop=drop,
+            delay_s=float(data.get("delay_ms", 0)) / 1000,
+        )
+
+    @property
+    def acted_on(self) -> bool:
+        """Whether Meta would have sent the message (recorded as a call)."""
+        return self.status is None or self.status < 400 or self.counts_as_sent
+
+
+def dropped_answer(*, reset: bool = False) -> ScriptedAnswer:
+    """The request is acted on and the connection closed (or reset) before any answer."""
+    return ScriptedAnswer(drop=DROP_RESET if reset else DROP_CLOSE)
+
+
+def late_answer(seconds: float) -> ScriptedAnswer:
+    """The request is acted on at once and answered `seconds` later."""
+    return ScriptedAnswer(delay_s=seconds)
 
 
 def graph_error(code: int, message: str, *, subcode: int | None = None, status: int = 400) -> ScriptedAnswer:
@@ -56,11 +107,21 @@ def graph_error(code: int, message: str, *, subcode: int | None = None, status: 
 @dataclass
 class FakeGraphState:
     latency_s: float = 0.0
+    # Keep-alive connections idle this long are closed by the server (0: never).
+    idle_close_s: float = 0.0
     calls: list[RecordedCall] = field(default_factory=list)
+    # Send requests read and not yet answered (or dropped); 0 when the fake is quiet.
+    in_flight: int = 0
+    connections_opened: int = 0
+    connections_open: int = 0
+    connections_idle_closed: int = 0
     script: deque[ScriptedAnswer] = field(default_factory=deque)
     expired_tokens: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+
+_NOT_READ = b"<not read>"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -69,6 +130,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
         return
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.state.lock:
+            self.server.state.connections_opened += 1
+            self.server.state.connections_open += 1
+
+    def finish(self) -> None:
+        with self.server.state.lock:
+            self.server.state.connections_open -= 1
+        super().finish()
+
+    def handle_one_request(self) -> None:
+        """One request; with `idle_close_s`, a connection that sends none for that long is closed."""
+        state = self.server.state
+        self.connection.settimeout(state.idle_close_s or None)
+        # The base class ends the connection when reading the request line times out, leaving
+        # `raw_requestline` unset: the sentinel tells that apart from a request or the client's close.
+        self.raw_requestline = _NOT_READ
+        super().handle_one_request()
+        if self.raw_requestline is _NOT_READ and self.close_connection:
+            with state.lock:
+                state.connections_idle_closed += 1
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
@@ -94,6 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         state = self.server.state
+        self.connection.settimeout(None)  # the idle limit applies between requests only
         raw = self._read_body()
         if self.path.startswith("/_fake/"):
             self._control(raw)
@@ -102,6 +187,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not match:
             self._send(400, graph_error(100, "Unsupported post request.").body)
             return
+        with state.lock:
+            state.in_flight += 1
+        try:
+            self._answer_send(raw, endpoint=match.group(2))
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _answer_send(self, raw: bytes, *, endpoint: str) -> None:
+        state = self.server.state
         auth = self.headers.get("Authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
         try:
@@ -113,49 +208,73 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(state.latency_s)
         with state.lock:
             if not token or token in state.expired_tokens:
-                answer = graph_error(190, "Error validating access token: Session has expired.")
+                answer: ScriptedAnswer | None = graph_error(190, "Error validating access token: Session has expired.")
             elif state.script:
                 answer = state.script.popleft()
             else:
                 answer = None
             # Only calls Meta would have acted on count as sent.
-            if answer is None or answer.status < 400 or answer.counts_as_sent:
+            if answer is None or answer.acted_on:
                 state.calls.append(RecordedCall(path=self.path, token=token, body=body, at=time.time()))
             next_id = next(state.ids)
-        if answer is not None:
-            self._send(answer.status, answer.body, answer.headers)
-        elif match.group(2) == "replies":
-            self._send(200, {"id": f"1799{next_id:011d}"})
+        if answer is not None and answer.drop:
+            self._drop(reset=answer.drop == DROP_RESET)
+            return
+        if answer is not None and answer.delay_s:
+            time.sleep(answer.delay_s)
+        if answer is not None and answer.status is not None:
+            status, response, headers = answer.status, answer.body, answer.headers
+        elif endpoint == "replies":
+            status, response, headers = 200, {"id": f"1799{next_id:011d}"}, {}
         else:
             recipient = body.get("recipient", {}) if isinstance(body, dict) else {}
-            self._send(200, {"recipient_id": recipient.get("id", "0"), "message_id": f"m_fake_{next_id}"})
+            status, headers = 200, {}
+            response = {"recipient_id": recipient.get("id", "0"), "message_id": f"m_fake_{next_id}"}
+        try:
+            self._send(status, response, headers)
+        except OSError:  # the client gave up waiting (a late answer): nobody reads it
+            self.close_connection = True
+
+    def _drop(self, *, reset: bool) -> None:
+        """End the connection without a byte of answer: a FIN, or with `reset` a RST."""
+        self.close_connection = True
+        if reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
 
     def _control(self, raw: bytes) -> None:
         state = self.server.state
         payload = json.loads(raw) if raw else None
         with state.lock:
             if self.path.startswith("/_fake/reset"):
-                state.calls.clear()
-                state.script.clear()
-                state.expired_tokens.clear()
+                _reset(state)
             elif self.path.startswith("/_fake/script"):
-                state.script.extend(
-                    ScriptedAnswer(
-                        status=a["status"],
-                        body=a["body"],
-                        headers=a.get("headers", {}),
-                        counts_as_sent=a.get("counts_as_sent", False),
-                    )
-                    for a in payload or []
-                )
+                try:
+                    answers = [ScriptedAnswer.from_dict(a) for a in payload or []]
+                except (ValueError, TypeError, AttributeError) as exc:
+                    self._send(400, {"error": f"invalid script: {exc}"})
+                    return
+                state.script.extend(answers)
             elif self.path.startswith("/_fake/expire"):
                 state.expired_tokens.add(str(payload))
             elif self.path.startswith("/_fake/latency"):
                 state.latency_s = float(payload or 0) / 1000
+            elif self.path.startswith("/_fake/idle-close"):
+                state.idle_close_s = float(payload or 0) / 1000
             else:
                 self._send(404, {"error": "unknown control"})
                 return
         self._send(200, {"ok": True})
+
+
+def _reset(state: FakeGraphState) -> None:
+    state.calls.clear()
+    state.script.clear()
+    state.expired_tokens.clear()
+    state.latency_s = 0.0
+    state.idle_close_s = 0.0
+    state.connections_opened = 0
+    state.connections_idle_closed = 0
 
 
 class _Server(ThreadingHTTPServer):
@@ -167,9 +286,9 @@ class _Server(ThreadingHTTPServer):
 class FakeGraphAPI:
     """The fake server on 127.0.0.1, in a background thread of this process."""
 
-    def __init__(self, *, port: int = 0, latency_ms: float = 0) -> None:
+    def __init__(self, *, port: int = 0, latency_ms: float = 0, idle_close_ms: float = 0) -> None:
         self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.state = FakeGraphState(latency_s=latency_ms / 1000)
+        self._server.state = FakeGraphState(latency_s=latency_ms / 1000, idle_close_s=idle_close_ms / 1000)
         self._thread: threading.Thread | None = None
 
     @property
@@ -191,10 +310,7 @@ class FakeGraphAPI:
 
     def reset(self) -> None:
         with self.state.lock:
-            self.state.calls.clear()
-            self.state.script.clear()
-            self.state.expired_tokens.clear()
-            self.state.latency_s = 0.0
+            _reset(self.state)
 
     def calls(self) -> list[RecordedCall]:
         with self.state.lock:
@@ -208,13 +324,22 @@ class FakeGraphAPI:
         with self.state.lock:
             self.state.expired_tokens.add(token)
 
+    def quiet_for(self, seconds: float) -> bool:
+        """No send request in progress, and none arrived in the last `seconds`."""
+        with self.state.lock:
+            if self.state.in_flight:
+                return False
+            last = self.state.calls[-1].at if self.state.calls else 0.0
+        return time.time() - last >= seconds
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--idle-close-ms", type=float, default=0, help="close keep-alive connections idle this long")
     args = parser.parse_args()
-    server = FakeGraphAPI(port=args.port, latency_ms=args.latency_ms)
+    server = FakeGraphAPI(port=args.port, latency_ms=args.latency_ms, idle_close_ms=args.idle_close_ms)
     print(f"fake Graph API listening on {server.base_url}", flush=True)
     try:
         server._server.serve_forever()
