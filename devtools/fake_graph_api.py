@@ -45,9 +45,11 @@ class RecordedCall:
     token: str
     body: Any
     at: float
+    # How the answer was lost, if it was: "close" or "reset" (dropped), "late" (after delay_ms).
+    fault: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "token": self.token, "body": self.body, "at": self.at}
+        return {"path": self.path, "token": self.token, "body": self.body, "at": self.at, "fault": self.fault}
 
 
 DROP_CLOSE = "close"
@@ -215,7 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = None
             # Only calls Meta would have acted on count as sent.
             if answer is None or answer.acted_on:
-                state.calls.append(RecordedCall(path=self.path, token=token, body=body, at=time.time()))
+                fault = (answer.drop or ("late" if answer.delay_s else "")) if answer is not None else ""
+                state.calls.append(RecordedCall(path=self.path, token=token, body=body, at=time.time(), fault=fault))
             next_id = next(state.ids)
         if answer is not None and answer.drop:
             self._drop(reset=answer.drop == DROP_RESET)
