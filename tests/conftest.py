@@ -20,6 +20,9 @@ from instabot.redis import get_redis
 from queueing.queues import QUEUE_NAMES, get_queue
 from tests.support.webhooks import post_webhook
 
+# The `page` fixture: headless Chromium logged into the admin.
+pytest_plugins = ["tests.support.browser"]
+
 ACCOUNT_ID = "17841400000000001"
 TOKEN = "workspace-token-abc"
 
@@ -40,6 +43,14 @@ def clean_redis() -> Iterator[redis.Redis]:
     yield conn
     stats_flush()
     _delete_test_keys(conn)
+
+
+@pytest.fixture(scope="session")
+def live_server(django_db_setup: None, live_server: Any) -> Any:
+    """pytest-django's live server, started only once the test database exists: started before, it
+    sees SQLite's ":memory:" name and shares one connection between this thread and its request
+    threads, which crashes SQLite (a segmentation fault) when two of them query at once."""
+    return live_server
 
 
 @pytest.fixture(scope="session")

@@ -1,64 +1,18 @@
 """Staff edit automations in the real admin, in headless Chromium; the next webhook uses the edit."""
 
-import os
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
 from automations.models import Automation, Workspace
 from devtools.fake_graph_api import FakeGraphAPI
-from queueing.queues import QUEUE_NAMES
 from tests.conftest import TOKEN
-from tests.support.processes import run_manage
+from tests.support.browser import BROWSER_MARKS, run_worker_process
 from tests.support.webhooks import post_webhook
 from webhooks.events import EventKind
 from webhooks.samples import encode_payload, sample_event_payload
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not shutil.which(CHROMIUM) and not os.environ.get("CI"),
-        reason="Chromium not installed (CI installs it and never skips)",
-    ),
-]
-
-# Django's live server runs beside Playwright's event loop in this thread.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-def run_worker_process() -> None:
-    """A real `rqworker --burst` (this thread runs Playwright's event loop, so no worker runs in it)."""
-    result = run_manage("rqworker", *QUEUE_NAMES, "--burst")
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.fixture
-def page(live_server: Any) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    User.objects.create_superuser("staff", password="pw-123456")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        page = browser.new_page()
-        page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("#id_username", "staff")
-        page.fill("#id_password", "pw-123456")
-        page.click("input[type=submit]")
-        page.wait_for_url(f"{live_server.url}/admin/")
-        page.live_server_url = live_server.url
-        yield page
-        browser.close()
+pytestmark = BROWSER_MARKS
 
 
 def test_admin_edit_of_an_automation_is_used_by_the_next_webhook(page: Any, graph: FakeGraphAPI) -> None:

@@ -9,6 +9,7 @@ worker's read timeout.
 from collections import Counter
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
@@ -143,3 +144,29 @@ def test_replay_dead_lists_uncertain_apart_and_a_person_sends_anyway_or_discards
     post_dms(client, ["c"])
     run_worker_burst()
     assert sends_per_recipient(graph)["c"] == 1 and len(dead_letter_list()) == 1
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_to_replay_an_uncertain_dead_letter_and_says_why(
+    client: Client, graph: FakeGraphAPI, automations: dict[str, Automation]
+) -> None:
+    graph.answer_next(dropped_answer())
+    post_dms(client, ["a"])
+    run_worker_burst()
+    [letter] = dead_letter_list()
+    User.objects.create_superuser("staff", password="pw-123456")
+    client.login(username="staff", password="pw-123456")
+
+    page = client.get("/admin/dead-letters/")
+    assert b"Delivery uncertain: decide each one (1)" in page.content
+    response = client.post("/admin/dead-letters/", {"job_id": [letter.job_id]}, follow=True)  # "Replay selected"
+    assert "1 delivery-uncertain one(s) not replayed: send anyway or discard." in response.content.decode()
+    response = client.post("/admin/dead-letters/", {"replay_all": "Replay all"}, follow=True)
+    assert "1 delivery-uncertain one(s) wait for your decision." in response.content.decode()
+    assert dead_letter_list() == [letter]
+    assert sum(get_queue(name).count for name in QUEUE_NAMES) == 0
+    # "Send anyway" under the table acts on the checked rows.
+    client.post("/admin/dead-letters/", {"send_anyway": "", "job_id": [letter.job_id]})
+    run_worker_burst()
+    assert sends_per_recipient(graph) == Counter({"a": 2})
+    assert dead_letter_list() == []
