@@ -29,6 +29,7 @@ import json
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -145,9 +146,11 @@ class _Handler(BaseHTTPRequestHandler):
         super().finish()
 
     def handle_one_request(self) -> None:
-        """One request; with `idle_close_s`, a connection that sends none for that long is closed."""
+        """One request; with `idle_close_s`, a keep-alive connection that sends no next request for that
+        long is closed (a new connection waits for its first request as long as it takes)."""
         state = self.server.state
-        self.connection.settimeout(state.idle_close_s or None)
+        self._requests_read = getattr(self, "_requests_read", 0) + 1
+        self.connection.settimeout((state.idle_close_s or None) if self._requests_read > 1 else None)
         # The base class ends the connection when reading the request line times out, leaving
         # `raw_requestline` unset: the sentinel tells that apart from a request or the client's close.
         self.raw_requestline = _NOT_READ
@@ -284,6 +287,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
     state: FakeGraphState
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (a worker killed, a read timeout) is part of the tests, not an error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeGraphAPI:

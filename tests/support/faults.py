@@ -23,11 +23,11 @@ def dm_body(i: int, *, prefix: str = "m") -> bytes:
     )
 
 
-def enqueue_dms(count: int, *, prefix: str = "m") -> set[str]:
-    """Queue `count` DM jobs as intake would (senders u0, u1, ...); returns the senders."""
+def enqueue_dms(count: int, *, prefix: str = "m", first: int = 0) -> set[str]:
+    """Queue `count` DM jobs as intake would (senders u<first>, u<first + 1>, ...); returns the senders."""
     events = [
         InstagramEvent(kind=EventKind.DM, account_id=ACCOUNT_ID, event_id=f"{prefix}.{i}", sender_id=f"u{i}", text="hi")
-        for i in range(count)
+        for i in range(first, first + count)
     ]
     for start in range(0, count, 500):
         events_enqueue(events=events[start : start + 500])
