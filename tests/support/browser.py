@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 
 from queueing.queues import QUEUE_NAMES
 from tests.support.processes import run_manage
@@ -56,3 +57,6 @@ def page(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         page.live_server_url = live_server.url
         yield page
         browser.close()
+        # Queries the test made while Playwright ran used connections of their own context: closed
+        # here, or PostgreSQL cannot drop the test database at the end of the run.
+        connections.close_all()
