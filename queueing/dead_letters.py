@@ -15,7 +15,7 @@ One dead letter per event waits at a time: parking an event that already waits a
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from django.conf import settings
@@ -34,6 +34,7 @@ DEAD_LETTER_QUEUE = "webhooks-dead"
 DEAD_LETTER_TTL_SECONDS = 30 * 24 * 3600
 # What a discarded send's ledger entry says: settled by a person, never sent again.
 DISCARDED = "done:discarded"
+Settle = Literal["replay", "send_anyway", "discard"]
 # Attempts at a transaction whose watched keys changed meanwhile (a job of the same event running).
 _WATCH_ATTEMPTS = 20
 
@@ -185,9 +186,10 @@ def dead_letter_discard(*, job_id: str) -> bool:
     return _take_out(job_id=job_id, settle="discard") is not None
 
 
-def _take_out(*, job_id: str, settle: str) -> str | None:
+def _take_out(*, job_id: str, settle: Settle) -> str | None:
     """Remove one dead letter and settle it, in one transaction watched on the dead-letter list and
-    the event's ledger entries: of two people acting on the same letter, only one does."""
+    the event's ledger entries: of two people acting on the same letter, only one does. Returns the
+    new job's id (replay, send anyway), the letter's own (discard), or None when it was gone."""
     dead = dead_letter_queue()
     job = dead.fetch_job(job_id)
     if job is None:

@@ -9,10 +9,12 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from automations.graph import (
     AsyncGraphClient,
     GraphAPIConnectionError,
+    GraphAPIError,
     GraphAPITimeoutError,
     GraphClient,
     GraphClientConfig,
@@ -152,3 +154,18 @@ def test_the_client_drops_idle_connections_before_the_server_does(fake: FakeGrap
 def _server_connections_open(fake: FakeGraphAPI) -> bool:
     with fake.state.lock:
         return fake.state.connections_open > 0
+
+
+def test_other_processes_script_faults_and_idle_closes_over_http(fake: FakeGraphAPI) -> None:
+    script = [{"drop": "reset"}, {"delay_ms": 100}, {"status": 400, "body": {"error": {"code": 100}}}]
+    assert requests.post(fake.base_url + "/_fake/script", json=script, timeout=5).status_code == 200
+    assert requests.post(fake.base_url + "/_fake/idle-close", json=250, timeout=5).status_code == 200
+    refused = requests.post(fake.base_url + "/_fake/script", json=[{"drop": "maybe"}], timeout=5)
+    assert refused.status_code == 400 and "drop must be" in refused.json()["error"]
+    results = send_async(config(fake.base_url), count=3)
+    assert isinstance(results[0], GraphAPITimeoutError)
+    assert isinstance(results[1], GraphResponse)
+    assert isinstance(results[2], GraphAPIError) and results[2].code == 100
+    calls = requests.get(fake.base_url + "/_fake/calls", timeout=5).json()
+    assert [call["fault"] for call in calls] == ["reset", "late"]  # the refused one was not acted on
+    assert fake.state.idle_close_s == 0.25
