@@ -136,6 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self._requests_read = 0
         with self.server.state.lock:
             self.server.state.connections_opened += 1
             self.server.state.connections_open += 1
@@ -149,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
         """One request; with `idle_close_s`, a keep-alive connection that sends no next request for that
         long is closed (a new connection waits for its first request as long as it takes)."""
         state = self.server.state
-        self._requests_read = getattr(self, "_requests_read", 0) + 1
+        self._requests_read += 1
         self.connection.settimeout((state.idle_close_s or None) if self._requests_read > 1 else None)
         # The base class ends the connection when reading the request line times out, leaving
         # `raw_requestline` unset: the sentinel tells that apart from a request or the client's close.
