@@ -18,7 +18,7 @@ from django.core.cache import cache
 
 from automations.context import EventContext
 from automations.send_limits import MAX_INLINE_WAIT_SECONDS, pause_key, send_windows
-from instabot.redis import get_redis, key
+from instabot.redis import key
 
 logger = logging.getLogger(__name__)
 
@@ -146,25 +146,3 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode()
     return value if isinstance(value, str) else None
-
-
-def ledger_get(*, account_id: str, event_id: str, action: str) -> str | None:
-    entry_key = ledger_key(account_id=account_id, event_id=event_id, action=action)
-    if not settings.REDIS_ENABLED:
-        return _text(cache.get(entry_key))
-    return _text(get_redis().get(entry_key))
-
-
-def ledger_clear_unfinished(*, account_id: str, event_id: str, actions: list[str]) -> int:
-    """Forget pending or uncertain entries (never `done` ones), so a replay may send again."""
-    cleared = 0
-    for action in actions:
-        entry_key = ledger_key(account_id=account_id, event_id=event_id, action=action)
-        value = ledger_get(account_id=account_id, event_id=event_id, action=action)
-        if value is not None and not value.startswith("done"):
-            if settings.REDIS_ENABLED:
-                get_redis().delete(entry_key)
-            else:
-                cache.delete(entry_key)
-            cleared += 1
-    return cleared

@@ -1,9 +1,9 @@
 """A fake Instagram Graph API over real HTTP, for tests, the Quick start demo and the benchmark.
 
 It answers like Meta (success bodies, error bodies with `error.code`, `error_subcode`,
-`fbtrace_id`) and records every call. Run it alone:
+`fbtrace_id`) and records every call Meta would have acted on. Run it alone:
 
-    python -m devtools.fake_graph_api --port 8100 [--latency-ms 100]
+    python -m devtools.fake_graph_api --port 8100 [--latency-ms 100] [--idle-close-ms 5000]
 
 or in-process with `FakeGraphAPI().start()`. Control endpoints for other processes:
 `GET /_fake/calls`, `POST /_fake/reset`, `POST /_fake/script` (a JSON list of
@@ -32,6 +32,19 @@ Instagram, one host standing in for both of Meta's (INSTAGRAM_OAUTH_BASE_URL and
 An expired or unknown-and-malformed token gets Meta's code 190. Tokens the fake did not issue are
 accepted (sends, refresh, subscriptions) so hand-made test tokens keep working; `/_fake/expire`
 makes any token expired. The fake does not enforce refresh's 24-hour minimum age.
+`GET /_fake/calls`, `POST /_fake/reset`, `POST /_fake/expire` (a token), `POST /_fake/latency` (ms),
+`POST /_fake/idle-close` (ms, 0 for never), and `POST /_fake/script`: a JSON list of answers for the
+next calls, each `{"status": int, "body": {...}}` (Meta's answer), `{"drop": "close" | "reset"}`
+(read the request, act on it, close or reset the connection without answering) or `{"delay_ms": int}`
+(act on it, answer only after that long: longer than the client's read timeout, the answer is lost).
+
+Faults a real network shows, for the exactly-once tests:
+- a dropped answer (`drop`): the request arrived and was acted on, the client sees the connection
+  closed or reset before any answer;
+- a late answer (`delay_ms`): acted on at once, answered after the client gave up;
+- idle keep-alive connections closed by the server after `idle_close_ms`, as every HTTP server
+  does (Meta's edge included): a client that reuses one the server just closed loses that request
+  before the server reads it (not recorded as a call).
 """
 
 from __future__ import annotations
@@ -42,6 +55,9 @@ import itertools
 import json
 import re
 import secrets
+import socket
+import struct
+import sys
 import threading
 import time
 import zlib
@@ -68,18 +84,58 @@ class RecordedCall:
     token: str
     body: Any
     at: float
+    # How the answer was lost, if it was: "close" or "reset" (dropped), "late" (after delay_ms).
+    fault: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "token": self.token, "body": self.body, "at": self.at}
+        return {"path": self.path, "token": self.token, "body": self.body, "at": self.at, "fault": self.fault}
+
+
+DROP_CLOSE = "close"
+DROP_RESET = "reset"
 
 
 @dataclass
 class ScriptedAnswer:
-    status: int
-    body: dict[str, Any]
+    # None: the usual success answer (after `delay_s`, or never with `drop`).
+    status: int | None = None
+    body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     # Meta acted on the request although it answered with an error (code 1, subcode 1357046).
     counts_as_sent: bool = False
+    # Act on the request, then close ("close") or reset ("reset") the connection without answering.
+    drop: str = ""
+    # Act on the request at once, answer only after this many seconds.
+    delay_s: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScriptedAnswer:
+        drop = str(data.get("drop", ""))
+        if drop not in ("", DROP_CLOSE, DROP_RESET):
+            raise ValueError(f"drop must be {DROP_CLOSE!r} or {DROP_RESET!r}, not {drop!r}")
+        return cls(
+            status=data.get("status"),
+            body=data.get("body", {}),
+            headers=data.get("headers", {}),
+            counts_as_sent=data.get("counts_as_sent", False),
+            drop=drop,
+            delay_s=float(data.get("delay_ms", 0)) / 1000,
+        )
+
+    @property
+    def acted_on(self) -> bool:
+        """Whether Meta would have sent the message (recorded as a call)."""
+        return self.status is None or self.status < 400 or self.counts_as_sent
+
+
+def dropped_answer(*, reset: bool = False) -> ScriptedAnswer:
+    """The request is acted on and the connection closed (or reset) before any answer."""
+    return ScriptedAnswer(drop=DROP_RESET if reset else DROP_CLOSE)
+
+
+def late_answer(seconds: float) -> ScriptedAnswer:
+    """The request is acted on at once and answered `seconds` later."""
+    return ScriptedAnswer(delay_s=seconds)
 
 
 def graph_error(code: int, message: str, *, subcode: int | None = None, status: int = 400) -> ScriptedAnswer:
@@ -140,7 +196,14 @@ class RecordedRequest:
 @dataclass
 class FakeGraphState:
     latency_s: float = 0.0
+    # Keep-alive connections idle this long are closed by the server (0: never).
+    idle_close_s: float = 0.0
     calls: list[RecordedCall] = field(default_factory=list)
+    # Send requests read and not yet answered (or dropped); 0 when the fake is quiet.
+    in_flight: int = 0
+    connections_opened: int = 0
+    connections_open: int = 0
+    connections_idle_closed: int = 0
     script: deque[ScriptedAnswer] = field(default_factory=deque)
     expired_tokens: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -159,6 +222,10 @@ class FakeGraphState:
     endpoint_script: dict[str, deque[ScriptedAnswer]] = field(default_factory=dict)
 
     def clear(self) -> None:
+        self.latency_s = 0.0
+        self.idle_close_s = 0.0
+        self.connections_opened = 0
+        self.connections_idle_closed = 0
         self.calls.clear()
         self.script.clear()
         self.expired_tokens.clear()
@@ -186,12 +253,41 @@ class FakeGraphState:
         return None
 
 
+_NOT_READ = b"<not read>"
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Meta's servers
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
         return
+
+    def setup(self) -> None:
+        super().setup()
+        self._requests_read = 0
+        with self.server.state.lock:
+            self.server.state.connections_opened += 1
+            self.server.state.connections_open += 1
+
+    def finish(self) -> None:
+        with self.server.state.lock:
+            self.server.state.connections_open -= 1
+        super().finish()
+
+    def handle_one_request(self) -> None:
+        """One request; with `idle_close_s`, a keep-alive connection that sends no next request for that
+        long is closed (a new connection waits for its first request as long as it takes)."""
+        state = self.server.state
+        self._requests_read += 1
+        self.connection.settimeout((state.idle_close_s or None) if self._requests_read > 1 else None)
+        # The base class ends the connection when reading the request line times out, leaving
+        # `raw_requestline` unset: the sentinel tells that apart from a request or the client's close.
+        self.raw_requestline = _NOT_READ
+        super().handle_one_request()
+        if self.raw_requestline is _NOT_READ and self.close_connection:
+            with state.lock:
+                state.connections_idle_closed += 1
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
@@ -222,7 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _answer(self, answer: ScriptedAnswer) -> None:
-        self._send(answer.status, answer.body, answer.headers)
+        # Account endpoints answer with a status; dropped and late answers are for sends only.
+        self._send(answer.status if answer.status is not None else 200, answer.body, answer.headers)
 
     def do_GET(self) -> None:
         state = self.server.state
@@ -256,6 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         state = self.server.state
+        self.connection.settimeout(None)  # the idle limit applies between requests only
         raw = self._read_body()
         url = urlsplit(self.path)
         if url.path.startswith("/_fake/"):
@@ -273,6 +371,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not match:
             self._send(400, graph_error(100, "Unsupported post request.").body)
             return
+        with state.lock:
+            state.in_flight += 1
+        try:
+            self._answer_send(raw, endpoint=match.group(2))
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _answer_send(self, raw: bytes, *, endpoint: str) -> None:
+        state = self.server.state
         auth = self.headers.get("Authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
         try:
@@ -291,16 +399,34 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 answer = None
             # Only calls Meta would have acted on count as sent.
-            if answer is None or answer.status < 400 or answer.counts_as_sent:
-                state.calls.append(RecordedCall(path=self.path, token=token, body=body, at=time.time()))
+            if answer is None or answer.acted_on:
+                fault = (answer.drop or ("late" if answer.delay_s else "")) if answer is not None else ""
+                state.calls.append(RecordedCall(path=self.path, token=token, body=body, at=time.time(), fault=fault))
             next_id = next(state.ids)
-        if answer is not None:
-            self._send(answer.status, answer.body, answer.headers)
-        elif match.group(2) == "replies":
-            self._send(200, {"id": f"1799{next_id:011d}"})
+        if answer is not None and answer.drop:
+            self._drop(reset=answer.drop == DROP_RESET)
+            return
+        if answer is not None and answer.delay_s:
+            time.sleep(answer.delay_s)
+        if answer is not None and answer.status is not None:
+            status, response, headers = answer.status, answer.body, answer.headers
+        elif endpoint == "replies":
+            status, response, headers = 200, {"id": f"1799{next_id:011d}"}, {}
         else:
             recipient = body.get("recipient", {}) if isinstance(body, dict) else {}
-            self._send(200, {"recipient_id": recipient.get("id", "0"), "message_id": f"m_fake_{next_id}"})
+            status, headers = 200, {}
+            response = {"recipient_id": recipient.get("id", "0"), "message_id": f"m_fake_{next_id}"}
+        try:
+            self._send(status, response, headers)
+        except OSError:  # the client gave up waiting (a late answer): nobody reads it
+            self.close_connection = True
+
+    def _drop(self, *, reset: bool) -> None:
+        """End the connection without a byte of answer: a FIN, or with `reset` a RST."""
+        self.close_connection = True
+        if reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
 
     # --- Business Login for Instagram -----------------------------------------------------------------
 
@@ -473,19 +599,18 @@ class _Handler(BaseHTTPRequestHandler):
             elif self.path.startswith("/_fake/account") and isinstance(payload, dict):
                 state.account = FakeAccount(user_id=str(payload["user_id"]), username=str(payload["username"]))
             elif self.path.startswith("/_fake/script"):
-                state.script.extend(
-                    ScriptedAnswer(
-                        status=a["status"],
-                        body=a["body"],
-                        headers=a.get("headers", {}),
-                        counts_as_sent=a.get("counts_as_sent", False),
-                    )
-                    for a in payload or []
-                )
+                try:
+                    answers = [ScriptedAnswer.from_dict(a) for a in payload or []]
+                except (ValueError, TypeError, AttributeError) as exc:
+                    self._send(400, {"error": f"invalid script: {exc}"})
+                    return
+                state.script.extend(answers)
             elif self.path.startswith("/_fake/expire"):
                 state.expired_tokens.add(str(payload))
             elif self.path.startswith("/_fake/latency"):
                 state.latency_s = float(payload or 0) / 1000
+            elif self.path.startswith("/_fake/idle-close"):
+                state.idle_close_s = float(payload or 0) / 1000
             else:
                 self._send(404, {"error": "unknown control"})
                 return
@@ -503,13 +628,19 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     state: FakeGraphState
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (a worker killed, a read timeout) is part of the tests, not an error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class FakeGraphAPI:
     """The fake server on 127.0.0.1, in a background thread of this process."""
 
-    def __init__(self, *, port: int = 0, latency_ms: float = 0) -> None:
+    def __init__(self, *, port: int = 0, latency_ms: float = 0, idle_close_ms: float = 0) -> None:
         self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.state = FakeGraphState(latency_s=latency_ms / 1000)
+        self._server.state = FakeGraphState(latency_s=latency_ms / 1000, idle_close_s=idle_close_ms / 1000)
         self._thread: threading.Thread | None = None
 
     @property
@@ -585,6 +716,14 @@ class FakeGraphAPI:
             issued = self.state.tokens.get(token)
             return issued.account.user_id if issued is not None else None
 
+    def quiet_for(self, seconds: float) -> bool:
+        """No send request in progress, and none arrived in the last `seconds`."""
+        with self.state.lock:
+            if self.state.in_flight:
+                return False
+            last = self.state.calls[-1].at if self.state.calls else 0.0
+        return time.time() - last >= seconds
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -594,8 +733,9 @@ def main() -> None:
     parser.add_argument("--app-secret", default=DEFAULT_APP_SECRET, help="the app secret (client_secret) it accepts")
     parser.add_argument("--account-id", default="17841400000000001", help="who logs in on the authorization window")
     parser.add_argument("--username", default="demo_shop")
+    parser.add_argument("--idle-close-ms", type=float, default=0, help="close keep-alive connections idle this long")
     args = parser.parse_args()
-    server = FakeGraphAPI(port=args.port, latency_ms=args.latency_ms)
+    server = FakeGraphAPI(port=args.port, latency_ms=args.latency_ms, idle_close_ms=args.idle_close_ms)
     server.configure_app(app_id=args.app_id, app_secret=args.app_secret)
     server.log_in_as(user_id=args.account_id, username=args.username)
     print(f"fake Graph API listening on {server.base_url}", flush=True)

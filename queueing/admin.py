@@ -5,11 +5,18 @@ from urllib.parse import urlencode
 import redis
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from queueing.dead_letters import dead_letter_list, dead_letter_replay, dead_letter_replay_all
+from queueing.dead_letters import (
+    DeliveryUncertain,
+    dead_letter_discard,
+    dead_letter_list,
+    dead_letter_replay,
+    dead_letter_replay_all,
+    dead_letter_send_anyway,
+)
 from queueing.fallback import fallback_relay
 from queueing.models import FallbackEvent
 from queueing.operations import MinuteCount, operations_get
@@ -37,7 +44,8 @@ class FallbackEventAdmin(admin.ModelAdmin):
 
 
 def dead_letters_view(request: HttpRequest) -> HttpResponse:
-    """Dead letters in `webhooks-dead`, each replayable once its cause is fixed.
+    """Dead letters in `webhooks-dead`: ordinary ones replayed once their cause is fixed, delivery-uncertain
+    ones sent anyway or discarded, each by a person's decision.
 
     `?account=<Instagram account id>` and `?code=<Graph error code>` narrow the list, and "Replay all"
     to what is shown (after reconnecting an account: `?account=...&code=190`).
@@ -48,17 +56,16 @@ def dead_letters_view(request: HttpRequest) -> HttpResponse:
     error_code = int(code_text) if code_text.isdigit() else None
     filters = {key: value for key, value in (("account", account_id), ("code", code_text)) if value}
     if request.method == "POST":
-        if "replay_all" in request.POST:
-            replayed = dead_letter_replay_all(account_id=account_id, error_code=error_code)
-        else:
-            replayed = sum(1 for job_id in request.POST.getlist("job_id") if dead_letter_replay(job_id=job_id))
-        messages.success(request, f"Replayed {replayed} dead letter(s).")
+        for level, text in dead_letters_act(request.POST, account_id=account_id, error_code=error_code):
+            messages.add_message(request, level, text)
         query = f"?{urlencode(filters)}" if filters else ""
         return HttpResponseRedirect(reverse("dead-letters") + query)
+    letters = dead_letter_list(account_id=account_id, error_code=error_code)
     context = {
         **admin.site.each_context(request),
         "title": "Dead letters",
-        "letters": dead_letter_list(account_id=account_id, error_code=error_code),
+        "uncertain": [letter for letter in letters if letter.uncertain],
+        "others": [letter for letter in letters if not letter.uncertain],
         "account": account_id,
         "code": code_text if error_code is not None else "",
     }
@@ -126,3 +133,37 @@ def jobs_chart(minutes: list[MinuteCount]) -> dict[str, Any]:
         "sampled": any(minute.jobs is not None for minute in minutes),
         "total": sum(minute.jobs or 0 for minute in minutes),
     }
+
+
+def dead_letters_act(form: QueryDict, *, account_id: str = "", error_code: int | None = None) -> list[tuple[int, str]]:
+    """Carry out the page's buttons: a row's own button acts on that row, the others on the checked rows."""
+    if "replay_all" in form:
+        result = dead_letter_replay_all(account_id=account_id, error_code=error_code)
+        notes = [(messages.SUCCESS, f"Replayed {result.replayed} dead letter(s).")]
+        if result.left_uncertain:
+            notes.append(
+                (messages.WARNING, f"{result.left_uncertain} delivery-uncertain one(s) wait for your decision.")
+            )
+        return notes
+    if "send_anyway" in form:
+        sent = [job_id for job_id in _chosen(form, "send_anyway") if dead_letter_send_anyway(job_id=job_id)]
+        return [(messages.SUCCESS, f"Sent anyway: {len(sent)} dead letter(s) queued once.")]
+    if "discard" in form:
+        discarded = [job_id for job_id in _chosen(form, "discard") if dead_letter_discard(job_id=job_id)]
+        return [(messages.SUCCESS, f"Discarded {len(discarded)} dead letter(s).")]
+    replayed = uncertain = 0
+    for job_id in form.getlist("job_id"):
+        try:
+            replayed += 1 if dead_letter_replay(job_id=job_id) else 0
+        except DeliveryUncertain:
+            uncertain += 1
+    notes = [(messages.SUCCESS, f"Replayed {replayed} dead letter(s).")]
+    if uncertain:
+        notes.append((messages.WARNING, f"{uncertain} delivery-uncertain one(s) not replayed: send anyway or discard."))
+    return notes
+
+
+def _chosen(form: QueryDict, button: str) -> list[str]:
+    """A row's own button carries its job id; the buttons under a table act on the checked rows."""
+    own = str(form.get(button, ""))
+    return [own] if own else [str(job_id) for job_id in form.getlist("job_id")]

@@ -32,5 +32,5 @@ class WorkspaceDeadLettersReplayView(APIView):
         )
         if account_id is None:
             raise Http404
-        replayed = dead_letter_replay_all(account_id=account_id, error_code=TOKEN_REFUSED_CODE)
+        replayed = dead_letter_replay_all(account_id=account_id, error_code=TOKEN_REFUSED_CODE).replayed
         return Response({"replayed": replayed})

@@ -105,4 +105,7 @@ def fallback_relay_safely() -> RelayResult | None:
         logger.exception("fallback relay round failed; trying again later")
         return None
     finally:
-        close_old_connections()
+        try:
+            close_old_connections()
+        except Exception:  # e.g. MongoDB's backend touches the database to check its connection
+            logger.warning("could not close database connections after a relay round", exc_info=True)

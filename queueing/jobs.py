@@ -57,16 +57,18 @@ def _park(event: dict[str, Any], *, reason: str, error: dict[str, Any] | None, j
     attempts = 1
     if job is not None and job.retry_intervals and job.retries_left is not None:
         attempts = len(job.retry_intervals) - job.retries_left + 1
-    dead_letter_park(
+    parked = dead_letter_park(
         event=event,
         origin_queue=job.origin if job is not None else queue_for_payload(event),
         reason=reason,
         error=error,
         attempts=attempts,
     )
-    stat_incr(name="dead_lettered")
-    event_outcome_incr(kind=str(event.get("kind")), outcome="dead_lettered")
-    return "dead_lettered"
+    # None: a dead letter of this event already waits (a redelivery met the same fate).
+    outcome = "dead_lettered" if parked is not None else "duplicate"
+    stat_incr(name=outcome)
+    event_outcome_incr(kind=str(event.get("kind")), outcome=outcome)
+    return outcome
 
 
 def _defer(event: dict[str, Any], *, deferred: SendDeferred, job: Job | None) -> str:

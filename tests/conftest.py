@@ -54,6 +54,14 @@ def activity_buffer_clear() -> None:
 
 
 @pytest.fixture(scope="session")
+def live_server(django_db_setup: None, live_server: Any) -> Any:
+    """pytest-django's live server, started only once the test database exists: started before, it
+    sees SQLite's ":memory:" name and shares one connection between this thread and its request
+    threads, which crashes SQLite (a segmentation fault) when two of them query at once."""
+    return live_server
+
+
+@pytest.fixture(scope="session")
 def fake_graph_server() -> Iterator[FakeGraphAPI]:
     server = FakeGraphAPI().start()
     yield server

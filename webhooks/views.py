@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 
 from instabot.metrics import webhook_request_observe
 from webhooks.parsing import WebhookPayloadError, parse_webhook_body
+from webhooks.request_body import BodyLengthInvalid, BodyLengthRequired, BodyTooLarge, request_body
 from webhooks.services import IntakeUnavailable, webhook_events_dispatch
 from webhooks.signatures import signature_is_valid
 
@@ -51,16 +52,15 @@ def _verify_subscription(request: HttpRequest) -> HttpResponse:
 
 def _receive_events(request: HttpRequest) -> HttpResponse:
     received_at = time.time()  # where the activity log's latency starts
-    limit = settings.WEBHOOK_MAX_BODY_BYTES
     try:
-        declared_length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return _text(400, "Invalid Content-Length.")
-    if declared_length > limit:
-        return _text(413, f"Body larger than {limit} bytes.")
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        return _text(413, f"Body larger than {limit} bytes.")
+        body = request_body(request, limit=settings.WEBHOOK_MAX_BODY_BYTES)
+    except BodyLengthInvalid as exc:
+        return _text(400, str(exc))
+    except BodyTooLarge as exc:
+        return _text(413, str(exc))
+    except BodyLengthRequired as exc:
+        logger.warning("webhook refused: a chunked body this server cannot read")
+        return _text(411, str(exc))
 
     if not signature_is_valid(body=body, header=request.headers.get("X-Hub-Signature-256"), secrets=app_secrets()):
         logger.warning("webhook refused: missing or invalid X-Hub-Signature-256")

@@ -1,12 +1,13 @@
 """The fault suite: real web server, workers and Redis on this machine, outcomes counted.
 
-Each scenario prints one line `FAULT <name>: sent=… answered=… lost=… doubled=…` (run pytest
-with -s to see them) and asserts lost == 0 and doubled == 0.
+Each scenario prints one line `FAULT <name>: sent=… answered=… parked=… lost=… doubled=…` (run
+pytest with -s to see them) and asserts lost == 0 and doubled == 0. A scenario ends when every event
+is answered or parked, nothing is queued, running, scheduled or waiting in the fallback store, and the
+fake Graph API has been quiet for a second (`wait_until_settled`), never after a fixed sleep.
 """
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from django.db import connection
 
 from automations.models import Automation
 from devtools.fake_graph_api import FakeGraphAPI
-from tests.support.faults import dm_body, post, report, unfinished_jobs
+from queueing.dead_letters import dead_letter_list
+from tests.support.faults import dm_body, post, report, unfinished_jobs, wait_until_settled
 from tests.support.stack import PrivateRedis, stack_env, start_web, start_worker, wait_for
 
 pytestmark = [
@@ -43,14 +45,14 @@ def test_redis_stopped_mid_stream_every_event_answered_once(
                 redis_server.start()
             statuses.append(post(url, dm_body(i)))
         expected = {f"u{i}" for i in range(n)}
-        wait_for(lambda: {c.body["recipient"]["id"] for c in graph.calls()} >= expected, timeout=45, interval=0.3)
-        time.sleep(1)  # anything doubled would show up now
+        done = wait_until_settled(graph, expected, timeout=60)
     finally:
         worker.stop()
         web.stop()
     lost, doubled = report(
         "redis-stopped", sent=n, graph=graph, expected=expected, non_200=sum(s != 200 for s in statuses)
     )
+    assert done, worker.output()[-4000:]
     assert statuses == [200] * n, web.output()[-3000:]
     assert (lost, doubled) == (0, 0), worker.output()[-4000:]
 
@@ -73,24 +75,14 @@ def test_worker_killed_with_jobs_in_flight_nothing_lost_or_doubled(
     for i in range(n):
         assert post(url, dm_body(i)) == 200
     worker = start_worker(env, tmp_path / "worker-1.log")
-    wait_for(lambda: len(graph.calls()) >= 3, timeout=30)
-    time.sleep(0.25)  # mid-request
+    # Killed while the fake holds requests (its 0.5 s latency): those sends are cut off mid-request.
+    mid_request = wait_for(lambda: len(graph.calls()) >= 3 and graph.state.in_flight > 0, timeout=30, interval=0.01)
     worker.kill_tree()
     killed_at = len(graph.calls())
     replacement = start_worker(env, tmp_path / "worker-2.log")
     try:
         expected = {f"u{i}" for i in range(n)}
-        from queueing.dead_letters import dead_letter_list
-
-        def settled() -> bool:
-            answered = {c.body["recipient"]["id"] for c in graph.calls()}
-            parked = {letter.event["sender_id"] for letter in dead_letter_list()}
-            return answered | parked >= expected and unfinished_jobs() == 0
-
-        # The killed worker's scheduler lock must expire (about a minute, as in RQ) before the
-        # recovered job's retry is scheduled by the replacement.
-        wait_for(settled, timeout=120, interval=0.5)
-        time.sleep(1)
+        done = wait_until_settled(graph, expected, timeout=120)
         parked = dead_letter_list()
     finally:
         replacement.stop()
@@ -106,7 +98,8 @@ def test_worker_killed_with_jobs_in_flight_nothing_lost_or_doubled(
     )
     # RQ recovered the killed worker's job; its send, cut off mid-request, is parked as uncertain
     # (never sent twice), and the fake Graph API saw it arrive once.
-    assert unfinished_jobs() == 0, replacement.output()[-6000:]
+    assert mid_request
+    assert done and unfinished_jobs() == 0, replacement.output()[-6000:]
     # At most CONCURRENCY (3) sends were cut off mid-request.
     assert 1 <= len(parked) <= 3
     assert all("uncertain" in letter.reason for letter in parked)
@@ -134,12 +127,12 @@ def test_database_and_redis_down_answer_503_then_redelivery_succeeds(
     worker = start_worker(env, tmp_path / "worker.log")
     try:
         redelivered = [post(url, dm_body(1)) for _ in range(2)]  # Meta may deliver more than once
-        wait_for(lambda: len(graph.calls()) >= 1, timeout=20)
-        time.sleep(1)
+        done = wait_until_settled(graph, {"u1"}, timeout=30)
     finally:
         worker.stop()
         web.stop()
     lost, doubled = report("db-and-redis-down", sent=1, graph=graph, expected={"u1"}, first_status=first)
+    assert done, worker.output()[-4000:]
     assert redelivered == [200, 200]
     assert (lost, doubled) == (0, 0)
 
@@ -176,13 +169,14 @@ def test_same_payload_five_times_concurrently_to_two_workers_one_reply(
         for thread in threads:
             thread.join(timeout=30)
         expected = {f"u{i}" for i in range(10)}
-        wait_for(lambda: {c.body["recipient"]["id"] for c in graph.calls()} >= expected, timeout=45, interval=0.3)
-        time.sleep(2)  # late duplicates (lease retries) would show up now
+        # Deliveries that found a send in progress are retried after a backoff: settled waits for them.
+        done = wait_until_settled(graph, expected, timeout=60)
     finally:
         for worker in workers:
             worker.stop()
         web.stop()
     graph.state.latency_s = 0
     lost, doubled = report("five-deliveries-concurrent", sent=50, graph=graph, expected=expected)
+    assert done, workers[0].output()[-3000:]
     assert statuses == [200] * 50
     assert (lost, doubled) == (0, 0)

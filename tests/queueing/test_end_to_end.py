@@ -1,7 +1,5 @@
 """A signed webhook in, a real RQ worker on real Redis, the fake Graph API over real HTTP out."""
 
-import json
-
 import pytest
 from django.test import Client
 
@@ -175,7 +173,13 @@ def test_inline_processing_when_the_queue_system_is_off(
 
 
 def test_unicode_keywords_match_whole_words(client: Client, graph: FakeGraphAPI, workspace: Workspace) -> None:
-    Automation.objects.create(workspace=workspace, name="ü", type="dm", keywords=["äöå"], reply_text="ok")
+    # The message says "Préis? äöå 😍 PRICE": "äö" is only part of a word, "ÄÖÅ" is a whole one in
+    # another case.
+    Automation.objects.create(workspace=workspace, name="part", type="dm", keywords=["äö"], reply_text="no", position=1)
+    Automation.objects.create(
+        workspace=workspace, name="whole", type="dm", keywords=["ÄÖÅ"], reply_text="Danke! äöå 😍", position=2
+    )
     send(client, fixture_bytes("messages__unicode"))
-    assert len(graph.calls()) == 1
-    assert json.dumps(graph.calls()[0].body)
+    [call] = graph.calls()
+    assert call.path == "/v21.0/me/messages"
+    assert call.body == {"recipient": {"id": "1234567890123456"}, "message": {"text": "Danke! äöå 😍"}}

@@ -18,7 +18,7 @@ from queueing.fallback import fallback_relay
 from queueing.models import FallbackEvent
 from queueing.queues import QUEUE_NAMES, get_queue
 from tests.conftest import ACCOUNT_ID, run_worker_burst
-from tests.support.processes import start_manage
+from tests.support.processes import command_env, run_manage, start_manage
 from tests.support.webhooks import post_webhook
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
@@ -57,6 +57,28 @@ def test_redis_down_keeps_events_in_the_database_then_they_are_answered_once(
     # The batch's "PRICE" DM (the only one matching of the known account), and the comment's
     # public and private replies.
     assert len(graph.calls()) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_worker_answers_events_waiting_in_the_fallback_store_before_it_exits(
+    graph: FakeGraphAPI, automations: dict[str, Automation], settings: Any
+) -> None:
+    test_redis_url = settings.REDIS_URL
+    settings.REDIS_URL = UNREACHABLE_REDIS  # the web process's Redis call fails: the database keeps it
+    assert post_webhook(Client(), "messages__text").status_code == 200
+    settings.REDIS_URL = test_redis_url
+    assert FallbackEvent.objects.filter(relayed_at__isnull=True).count() == 1
+    assert queued_total() == 0
+
+    # The periodic relay would wait an hour: only the relay a burst worker runs before exiting can do it.
+    result = run_manage("rqworker", *QUEUE_NAMES, "--burst", env=command_env(FALLBACK_RELAY_INTERVAL_SECONDS="3600"))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [call] = graph.calls()
+    assert call.body["message"]["text"] == "DM: prices here"
+    assert not FallbackEvent.objects.filter(relayed_at__isnull=True).exists()
+    assert queued_total() == 0
 
 
 @pytest.mark.django_db(transaction=True)

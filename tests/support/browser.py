@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 
-from tests.support.processes import ROOT
+from queueing.queues import QUEUE_NAMES
+from tests.support.processes import ROOT, run_manage
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 VIEWPORT = {"width": 1280, "height": 800}
@@ -23,6 +25,15 @@ browser_marks = [
         reason="Chromium not installed (CI installs it and never skips)",
     ),
 ]
+
+BROWSER_MARKS = browser_marks
+
+
+def run_worker_process() -> None:
+    """A real `rqworker --burst`, as a process of its own."""
+    result = run_manage("rqworker", *QUEUE_NAMES, "--burst")
+    assert result.returncode == 0, result.stdout + result.stderr
+
 
 # Django's live server runs beside Playwright's event loop in this thread.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -52,6 +63,9 @@ def page(django_db_setup: None, live_server: Any) -> Iterator[Any]:
         page.live_server_url = live_server.url
         yield page
         browser.close()
+        # Queries the test made while Playwright ran used connections of their own context: closed
+        # here, or PostgreSQL cannot drop the test database at the end of the run.
+        connections.close_all()
 
 
 def screenshot(page: Any, name: str) -> Path:

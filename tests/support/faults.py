@@ -9,6 +9,7 @@ from django.conf import settings
 from devtools.fake_graph_api import FakeGraphAPI
 from queueing.services import events_enqueue
 from tests.conftest import ACCOUNT_ID
+from tests.support.stack import wait_for
 from webhooks.events import EventKind, InstagramEvent
 from webhooks.samples import encode_payload, sample_event_payload
 from webhooks.signatures import sign_body
@@ -22,11 +23,11 @@ def dm_body(i: int, *, prefix: str = "m") -> bytes:
     )
 
 
-def enqueue_dms(count: int, *, prefix: str = "m") -> set[str]:
-    """Queue `count` DM jobs as intake would (senders u0, u1, ...); returns the senders."""
+def enqueue_dms(count: int, *, prefix: str = "m", first: int = 0) -> set[str]:
+    """Queue `count` DM jobs as intake would (senders u<first>, u<first + 1>, ...); returns the senders."""
     events = [
         InstagramEvent(kind=EventKind.DM, account_id=ACCOUNT_ID, event_id=f"{prefix}.{i}", sender_id=f"u{i}", text="hi")
-        for i in range(count)
+        for i in range(first, first + count)
     ]
     for start in range(0, count, 500):
         events_enqueue(events=events[start : start + 500])
@@ -57,6 +58,38 @@ def settled(graph: FakeGraphAPI, expected: set[str]) -> bool:
     """Every expected sender answered or parked, and no job left anywhere."""
     answered = {c.body["recipient"]["id"] for c in graph.calls()}
     return answered | parked_senders() >= expected and unfinished_jobs() == 0
+
+
+def fallback_backlog() -> int:
+    from queueing.fallback import fallback_backlog_count
+
+    return fallback_backlog_count()
+
+
+# After the last Graph call, how long nothing more must arrive before a run counts as over: anything
+# doubled comes from a job that is still queued, running or scheduled, or from the fallback store,
+# so this only covers a send already on its way.
+QUIET_SECONDS = 1.0
+
+
+def wait_until_settled(graph: FakeGraphAPI, expected: set[str], *, timeout: float) -> bool:
+    """Wait, at most `timeout` seconds, until every expected sender is answered or parked, no job is
+    queued, running or scheduled, no event waits in the fallback store, and the fake Graph API has
+    seen no request for QUIET_SECONDS."""
+    return wait_for(
+        lambda: settled(graph, expected) and fallback_backlog() == 0 and graph.quiet_for(QUIET_SECONDS),
+        timeout=timeout,
+        interval=0.2,
+    )
+
+
+def dm_outcomes(outcome: str) -> int:
+    """How many DM jobs ended in `outcome` (`instabot_events_total`), in every process, once flushed."""
+    from instabot.metrics import EVENTS
+    from instabot.redis import get_redis, key
+
+    value = get_redis().hget(key(EVENTS.hash_name), f"dm|{outcome}")
+    return int(value or 0)
 
 
 def post(url: str, body: bytes) -> int:
