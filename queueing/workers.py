@@ -286,12 +286,19 @@ class InstabotWorker(SimpleWorker):
         self._slot_freed = asyncio.Event()
         self._finish_wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Before the first job, as RQ does: recover abandoned jobs, queue what is due (a burst worker
+        # must see the work maintenance queues, e.g. the daily token refresh).
+        for first in (self._maintenance, self._schedule):
+            try:
+                await first()
+            except Exception:
+                self.log.exception("Worker %s: %s failed at start", self.name, first.__name__)
         background = [
             loop.create_task(self._finisher()),
             loop.create_task(self._every(self.heartbeat_every, self._heartbeat)),
-            loop.create_task(self._every(self.maintenance_interval, self._maintenance)),
+            loop.create_task(self._every(self.maintenance_interval, self._maintenance, first_delay=True)),
             loop.create_task(self._every(settings.FALLBACK_RELAY_INTERVAL_SECONDS, self._relay, first_delay=True)),
-            loop.create_task(self._every(SCHEDULE_EVERY_SECONDS, self._schedule)),
+            loop.create_task(self._every(SCHEDULE_EVERY_SECONDS, self._schedule, first_delay=True)),
             loop.create_task(self._every(HOUSEKEEPING_EVERY_SECONDS, self._housekeeping, first_delay=True)),
         ]
         try:
