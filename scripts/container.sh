@@ -3,7 +3,9 @@
 # is needed. The base is Debian bookworm made with debootstrap and imported into podman once; later runs
 # on the same machine reuse it (and podman's layer cache), so only changed layers are built again.
 #
-#   bash scripts/container.sh build      build $INSTABOT_IMAGE (default localhost/instabot:ci)
+#   bash scripts/container.sh build      build the image and print its name: $INSTABOT_IMAGE, by default
+#                                        localhost/instabot:local-<hash of this checkout's path> (one per
+#                                        checkout, so two checkouts building at once keep their own)
 #
 # Installs podman, runc and debootstrap with apt-get if absent. Runs containers with runc (crun fails on
 # hybrid cgroups) on the host network, with docker/containers.conf (CONTAINERS_CONF).
@@ -13,7 +15,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 export CONTAINERS_CONF="$ROOT/docker/containers.conf"
-INSTABOT_IMAGE=${INSTABOT_IMAGE:-localhost/instabot:ci}
+INSTABOT_IMAGE=${INSTABOT_IMAGE:-localhost/instabot:local-$(printf %s "$ROOT" | sha1sum | cut -c1-10)}
 BASE_IMAGE=${INSTABOT_BASE_IMAGE:-localhost/instabot-base:bookworm}
 BUILD_CA_BUNDLE=${INSTABOT_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 CANNOT_RUN=77
@@ -79,6 +81,7 @@ build() {
   podman_ build --network host --format docker --build-arg "BASE_IMAGE=$BASE_IMAGE" "${ca[@]}" \
     -f docker/Dockerfile -t "$INSTABOT_IMAGE" . >&2
   echo "built $INSTABOT_IMAGE in $((SECONDS - started)) s ($(podman_ image inspect --format '{{.Size}}' "$INSTABOT_IMAGE") bytes)" >&2
+  echo "$INSTABOT_IMAGE"
 }
 
 case "${1:-}" in
