@@ -77,9 +77,14 @@ build() {
   # pip in the build trusts what this machine trusts (a TLS-inspecting proxy's CA, say): the bundle is a
   # build secret, mounted for the pip step only and kept in no layer.
   [ -f "$BUILD_CA_BUNDLE" ] && ca=(--secret "id=pip_ca_bundle,src=$BUILD_CA_BUNDLE")
+  mkdir -p var
   # --format docker keeps the HEALTHCHECK (the OCI format has no field for it).
-  podman_ build --network host --format docker --build-arg "BASE_IMAGE=$BASE_IMAGE" "${ca[@]}" \
-    -f docker/Dockerfile -t "$INSTABOT_IMAGE" . >&2
+  if ! podman_ build --network host --format docker --build-arg "BASE_IMAGE=$BASE_IMAGE" "${ca[@]}" \
+    -f docker/Dockerfile -t "$INSTABOT_IMAGE" . >var/container-build.log 2>&1; then
+    tail -40 var/container-build.log >&2
+    echo "the image did not build; the whole log is var/container-build.log" >&2
+    exit 1
+  fi
   echo "built $INSTABOT_IMAGE in $((SECONDS - started)) s ($(podman_ image inspect --format '{{.Size}}' "$INSTABOT_IMAGE") bytes)" >&2
   echo "$INSTABOT_IMAGE"
 }
