@@ -41,7 +41,7 @@ ensure_tools() {
   command -v debootstrap >/dev/null || { echo "debootstrap is not installed and apt-get could not install it" >&2; exit 1; }
 }
 
-# Debian bookworm, minimal, as a podman image: about 4 minutes the first time, then reused.
+# Debian bookworm, minimal, as a podman image: one to four minutes the first time (by mirror), then reused.
 ensure_base_image() {
   podman_ image exists "$BASE_IMAGE" && return 0
   # One build of the base at a time on this machine; a second caller waits, then finds it.
