@@ -4,17 +4,17 @@ Defaults fit 2 cores: 2 worker processes with 8 threads each. The webhook view o
 parses and pipelines into Redis, so a few threads per process keep both cores busy.
 """
 
-import os
+from instabot.environment import env
 
-bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+bind = env.str("GUNICORN_BIND", default=f"0.0.0.0:{env.int('PORT', default=8000)}")
+workers = env.int("WEB_CONCURRENCY", default=2)
+threads = env.int("GUNICORN_THREADS", default=8)
 worker_class = "gthread"
 # Meta gives up on a webhook after a few seconds; never hold one longer than that.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = env.int("GUNICORN_TIMEOUT", default=30)
 graceful_timeout = 20
 keepalive = 75
 max_requests = 0
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+accesslog = env.str("GUNICORN_ACCESS_LOG", default="") or None
 errorlog = "-"
-loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+loglevel = env.str("GUNICORN_LOG_LEVEL", default="info")

@@ -7,7 +7,6 @@ defaults and the process refuses to start without them.
 import base64
 import binascii
 import hashlib
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,59 +15,13 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from instabot.environment import env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_str(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        if default is None:
-            raise ImproperlyConfigured(f"Set the {name} environment variable.")
-        return default
-    return value
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    normalized = value.strip().lower()
-    if normalized in {"1", "true", "yes", "on"}:
-        return True
-    if normalized in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}.") from None
-
-
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-DEBUG = env_bool("DJANGO_DEBUG", False)
-REDIS_ENABLED = env_bool("REDIS_ENABLED", True)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+REDIS_ENABLED = env.bool("REDIS_ENABLED", default=True)
 
 # Development gets throwaway defaults; production must bring its own secrets and say where its database
 # and Redis are. Every missing one is named on one line and the process does not start: no traceback
@@ -83,17 +36,17 @@ _REQUIRED_IN_PRODUCTION = [
 ]
 if REDIS_ENABLED:
     _REQUIRED_IN_PRODUCTION.append("REDIS_URL")
-_missing = [name for name in _REQUIRED_IN_PRODUCTION if not os.environ.get(name, "").strip()]
+_missing = [name for name in _REQUIRED_IN_PRODUCTION if not env.str(name, default="")]
 if _missing and not DEBUG:
     sys.stderr.write(
         f"Instabot will not start: set {', '.join(_missing)} (required when DJANGO_DEBUG=false; see .env.example).\n"
     )
     raise SystemExit(3)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "insecure-development-only")
-INSTAGRAM_APP_SECRET = env_str("INSTAGRAM_APP_SECRET", "dev-app-secret")
-INSTAGRAM_VERIFY_TOKEN = env_str("INSTAGRAM_VERIFY_TOKEN", "dev-verify-token")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-development-only")
+INSTAGRAM_APP_SECRET = env.str("INSTAGRAM_APP_SECRET", default="dev-app-secret")
+INSTAGRAM_VERIFY_TOKEN = env.str("INSTAGRAM_VERIFY_TOKEN", default="dev-verify-token")
 # Optional second secret: apps on Facebook Login sign with the Meta app secret instead.
-META_APP_SECRET = env_str("META_APP_SECRET", "")
+META_APP_SECRET = env.str("META_APP_SECRET", default="")
 
 
 def encryption_keys(value: str | None, *, debug: bool, secret_key: str) -> list[str]:
@@ -125,14 +78,14 @@ def encryption_keys(value: str | None, *, debug: bool, secret_key: str) -> list[
 
 # Access tokens are encrypted at rest with the first key; the others still decrypt (key rotation).
 INSTABOT_ENCRYPTION_KEYS = encryption_keys(
-    os.environ.get("INSTABOT_ENCRYPTION_KEY"), debug=DEBUG, secret_key=SECRET_KEY
+    env.str("INSTABOT_ENCRYPTION_KEY", default=""), debug=DEBUG, secret_key=SECRET_KEY
 )
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 # --- Database: SQLite, PostgreSQL or MongoDB, all of Instabot's tables in the one DATABASE_URL ---
-DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASE_IS_MONGODB = DATABASE_URL.startswith(("mongodb://", "mongodb+srv://"))
 
 # Instabot's own apps, each "<label>.apps.<Config>". Each has its SQL migrations in <label>/migrations
@@ -235,55 +188,55 @@ STORAGES = {
 }
 
 # --- Redis, queues and cache -------------------------------------------------------------------
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # false means webhooks are processed inline in the web process, without Redis (as in the seed).
-USE_QUEUE_SYSTEM = env_bool("USE_QUEUE_SYSTEM", True)
-REDIS_SOCKET_CONNECT_TIMEOUT = env_float("REDIS_SOCKET_CONNECT_TIMEOUT", 0.5)
-REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 2.0)
+USE_QUEUE_SYSTEM = env.bool("USE_QUEUE_SYSTEM", default=True)
+REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_SOCKET_CONNECT_TIMEOUT", default=0.5)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 # Every Redis key Instabot writes itself (cache, counters) starts with this.
-INSTABOT_KEY_PREFIX = env_str("INSTABOT_KEY_PREFIX", "instabot")
+INSTABOT_KEY_PREFIX = env.str("INSTABOT_KEY_PREFIX", default="instabot")
 # Jobs a worker keeps in flight at once (the seed's CONCURRENCY).
-CONCURRENCY = env_int("CONCURRENCY", 200)
-JOB_TIMEOUT = env_int("JOB_TIMEOUT", 60)
+CONCURRENCY = env.int("CONCURRENCY", default=200)
+JOB_TIMEOUT = env.int("JOB_TIMEOUT", default=60)
 # After a Redis failure the web process stops trying Redis for this long and writes webhooks to the
 # database fallback store straight away, so an outage does not cost every request a timeout.
-REDIS_CIRCUIT_OPEN_SECONDS = env_float("REDIS_CIRCUIT_OPEN_SECONDS", 5.0)
+REDIS_CIRCUIT_OPEN_SECONDS = env.float("REDIS_CIRCUIT_OPEN_SECONDS", default=5.0)
 # How often a worker looks for jobs abandoned by a killed worker (RQ's default is 600 s), and how
 # long past its last heartbeat a running job counts as abandoned (RQ's fixed 60 s).
-WORKER_MAINTENANCE_INTERVAL_SECONDS = env_int("WORKER_MAINTENANCE_INTERVAL_SECONDS", 60)
-WORKER_HEARTBEAT_GRACE_SECONDS = env_int("WORKER_HEARTBEAT_GRACE_SECONDS", 60)
+WORKER_MAINTENANCE_INTERVAL_SECONDS = env.int("WORKER_MAINTENANCE_INTERVAL_SECONDS", default=60)
+WORKER_HEARTBEAT_GRACE_SECONDS = env.int("WORKER_HEARTBEAT_GRACE_SECONDS", default=60)
 # Threads of a worker process for synchronous work: database reads on a cache miss, follow-up
 # questions, plain (non-Instabot) job functions. Bounds the database connections of one worker.
-WORKER_SYNC_THREADS = env_int("WORKER_SYNC_THREADS", 8)
+WORKER_SYNC_THREADS = env.int("WORKER_SYNC_THREADS", default=8)
 # Redis connections of a worker's event loop (commands are short; jobs share them).
-WORKER_REDIS_CONNECTIONS = env_int("WORKER_REDIS_CONNECTIONS", 16)
+WORKER_REDIS_CONNECTIONS = env.int("WORKER_REDIS_CONNECTIONS", default=16)
 # How often a running worker moves fallback events back into the queues.
-FALLBACK_RELAY_INTERVAL_SECONDS = env_float("FALLBACK_RELAY_INTERVAL_SECONDS", 5.0)
+FALLBACK_RELAY_INTERVAL_SECONDS = env.float("FALLBACK_RELAY_INTERVAL_SECONDS", default=5.0)
 
 # --- Delivery: retries, dead letters, exactly-once, send limits -----------------------------------
 # Attempts per event for transient Graph errors (timeouts, 5xx, codes 1 and 2), then the dead letters.
-DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 6)
+DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=6)
 # Exponential backoff between attempts: base * 2**n seconds, capped, with up to 50 % random jitter.
-DELIVERY_BACKOFF_BASE_SECONDS = env_float("DELIVERY_BACKOFF_BASE_SECONDS", 2.0)
-DELIVERY_BACKOFF_MAX_SECONDS = env_float("DELIVERY_BACKOFF_MAX_SECONDS", 600.0)
+DELIVERY_BACKOFF_BASE_SECONDS = env.float("DELIVERY_BACKOFF_BASE_SECONDS", default=2.0)
+DELIVERY_BACKOFF_MAX_SECONDS = env.float("DELIVERY_BACKOFF_MAX_SECONDS", default=600.0)
 # How long "this event was answered" is remembered: longer than Meta's 36 hours of redeliveries.
-DELIVERY_LEDGER_TTL_SECONDS = env_int("DELIVERY_LEDGER_TTL_SECONDS", 7 * 24 * 3600)
+DELIVERY_LEDGER_TTL_SECONDS = env.int("DELIVERY_LEDGER_TTL_SECONDS", default=7 * 24 * 3600)
 # A send claimed longer ago than this by a worker that never finished it is "uncertain", not retried.
-DELIVERY_LEASE_SECONDS = env_float("DELIVERY_LEASE_SECONDS", 30.0)
+DELIVERY_LEASE_SECONDS = env.float("DELIVERY_LEASE_SECONDS", default=30.0)
 # Per Instagram account, across all workers (Meta's documented limits).
-SEND_LIMIT_PER_SECOND = env_int("SEND_LIMIT_PER_SECOND", 100)
-PRIVATE_REPLY_LIMIT_PER_HOUR = env_int("PRIVATE_REPLY_LIMIT_PER_HOUR", 750)
+SEND_LIMIT_PER_SECOND = env.int("SEND_LIMIT_PER_SECOND", default=100)
+PRIVATE_REPLY_LIMIT_PER_HOUR = env.int("PRIVATE_REPLY_LIMIT_PER_HOUR", default=750)
 # Pause for an account that Meta throttles without saying for how long.
-THROTTLE_DEFAULT_PAUSE_SECONDS = env_float("THROTTLE_DEFAULT_PAUSE_SECONDS", 60.0)
+THROTTLE_DEFAULT_PAUSE_SECONDS = env.float("THROTTLE_DEFAULT_PAUSE_SECONDS", default=60.0)
 
 _redis_queue = {"URL": REDIS_URL, "DEFAULT_TIMEOUT": JOB_TIMEOUT}
 RQ_QUEUES = {"high": _redis_queue, "default": _redis_queue, "low": _redis_queue}
 # InstabotWorker (a ConcurrentWorker) keeps CONCURRENCY jobs in flight per process; "rq.worker.SimpleWorker" or
 # "rq.worker.Worker" run one job at a time.
-RQ = {"WORKER_CLASS": env_str("RQ_WORKER_CLASS", "queueing.workers.InstabotWorker")}
+RQ = {"WORKER_CLASS": env.str("RQ_WORKER_CLASS", default="queueing.workers.InstabotWorker")}
 # After SIGTERM a worker takes no new jobs and waits this long for those in flight (below the
 # platform's kill timeout: Heroku 30 s, the compose file's stop_grace_period 30 s).
-WORKER_STOP_GRACE_SECONDS = env_float("WORKER_STOP_GRACE_SECONDS", 25.0)
+WORKER_STOP_GRACE_SECONDS = env.float("WORKER_STOP_GRACE_SECONDS", default=25.0)
 
 CACHES = {
     "default": {
@@ -300,56 +253,56 @@ if not REDIS_ENABLED:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Seconds each cached dataset lives (automations/cache.py); edits invalidate sooner.
-CACHE_WORKSPACE_TTL = env_int("CACHE_WORKSPACE_TTL", 3600)
-CACHE_AUTOMATION_TTL = env_int("CACHE_AUTOMATION_TTL", 3600)
+CACHE_WORKSPACE_TTL = env.int("CACHE_WORKSPACE_TTL", default=3600)
+CACHE_AUTOMATION_TTL = env.int("CACHE_AUTOMATION_TTL", default=3600)
 # How long a follow-up question waits for the user's answer.
-CACHE_USER_STATE_TTL = env_int("CACHE_USER_STATE_TTL", 600)
+CACHE_USER_STATE_TTL = env.int("CACHE_USER_STATE_TTL", default=600)
 # A cold key is filled by one process; the others wait at most this long for it (seconds).
-CACHE_FILL_LOCK_TIMEOUT = env_float("CACHE_FILL_LOCK_TIMEOUT", 5.0)
+CACHE_FILL_LOCK_TIMEOUT = env.float("CACHE_FILL_LOCK_TIMEOUT", default=5.0)
 # `manage.py cache_sync`: dotted path of the change feed; empty picks one by the database in use.
-CACHE_SYNC_FEED = env_str("CACHE_SYNC_FEED", "")
+CACHE_SYNC_FEED = env.str("CACHE_SYNC_FEED", default="")
 # Seconds between two looks at the database by the polling feed.
-CACHE_SYNC_POLL_INTERVAL = env_float("CACHE_SYNC_POLL_INTERVAL", 1.0)
+CACHE_SYNC_POLL_INTERVAL = env.float("CACHE_SYNC_POLL_INTERVAL", default=1.0)
 # Seconds before the first reconnect attempt of a feed that lost its connection (doubles up to 30).
-CACHE_SYNC_RECONNECT_DELAY = env_float("CACHE_SYNC_RECONNECT_DELAY", 1.0)
+CACHE_SYNC_RECONNECT_DELAY = env.float("CACHE_SYNC_RECONNECT_DELAY", default=1.0)
 
 # --- Activity log, misses and per-automation counts ------------------------------------------------
 # false stops recording sends and misses (the admin's log, misses and fired counts then stay as they are).
-ACTIVITY_LOG_ENABLED = env_bool("ACTIVITY_LOG_ENABLED", True)
+ACTIVITY_LOG_ENABLED = env.bool("ACTIVITY_LOG_ENABLED", default=True)
 # Each process writes what it recorded to Redis this often (seconds): what a killed process may lose.
-ACTIVITY_FLUSH_INTERVAL_SECONDS = env_float("ACTIVITY_FLUSH_INTERVAL_SECONDS", 1.0)
+ACTIVITY_FLUSH_INTERVAL_SECONDS = env.float("ACTIVITY_FLUSH_INTERVAL_SECONDS", default=1.0)
 # Activity and miss rows older than this are deleted once a day by the workers (fired counts stay).
-ACTIVITY_RETENTION_DAYS = env_int("ACTIVITY_RETENTION_DAYS", 30)
+ACTIVITY_RETENTION_DAYS = env.int("ACTIVITY_RETENTION_DAYS", default=30)
 if ACTIVITY_FLUSH_INTERVAL_SECONDS <= 0:
     raise ImproperlyConfigured("ACTIVITY_FLUSH_INTERVAL_SECONDS must be above 0.")
 if ACTIVITY_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("ACTIVITY_RETENTION_DAYS must be at least 1.")
 
 # --- Instagram Graph API -----------------------------------------------------------------------
-GRAPH_API_BASE_URL = env_str("GRAPH_API_BASE_URL", "https://graph.instagram.com").rstrip("/")
-GRAPH_API_VERSION = env_str("GRAPH_API_VERSION", "v21.0")
-GRAPH_API_CONNECT_TIMEOUT = env_float("GRAPH_API_CONNECT_TIMEOUT", 3.05)
-GRAPH_API_READ_TIMEOUT = env_float("GRAPH_API_READ_TIMEOUT", 10.0)
+GRAPH_API_BASE_URL = env.str("GRAPH_API_BASE_URL", default="https://graph.instagram.com").rstrip("/")
+GRAPH_API_VERSION = env.str("GRAPH_API_VERSION", default="v21.0")
+GRAPH_API_CONNECT_TIMEOUT = env.float("GRAPH_API_CONNECT_TIMEOUT", default=3.05)
+GRAPH_API_READ_TIMEOUT = env.float("GRAPH_API_READ_TIMEOUT", default=10.0)
 # An outbound proxy for Graph API calls (http://host:port), if the network needs one. HTTP(S)_PROXY
 # are not read: looking them up on every request is too costly at thousands of calls a second.
-GRAPH_API_PROXY = env_str("GRAPH_API_PROXY", "")
+GRAPH_API_PROXY = env.str("GRAPH_API_PROXY", default="")
 # Idle keep-alive connections to the Graph API are closed after this many seconds, well before the
 # server would close them (a request written on a connection the server is closing may be lost).
-GRAPH_API_KEEPALIVE_SECONDS = env_float("GRAPH_API_KEEPALIVE_SECONDS", 15.0)
+GRAPH_API_KEEPALIVE_SECONDS = env.float("GRAPH_API_KEEPALIVE_SECONDS", default=15.0)
 
 # --- Connecting Instagram accounts (Business Login for Instagram), instagram/ -------------------------
 # The Instagram app id of the Meta app (App Dashboard > Instagram > API setup with Instagram login);
 # its secret is INSTAGRAM_APP_SECRET. Empty: the admin's "Connect" button explains what to set.
-INSTAGRAM_APP_ID = env_str("INSTAGRAM_APP_ID", "")
+INSTAGRAM_APP_ID = env.str("INSTAGRAM_APP_ID", default="")
 # Where Instagram sends the browser back; must be listed as an OAuth redirect URI of the app.
 # Empty: built from the request (http://<host>/connect/instagram/callback/), enough for development.
-INSTAGRAM_REDIRECT_URI = env_str("INSTAGRAM_REDIRECT_URI", "")
+INSTAGRAM_REDIRECT_URI = env.str("INSTAGRAM_REDIRECT_URI", default="")
 # Host of the authorization window (/oauth/authorize) and of the code exchange (/oauth/access_token).
-INSTAGRAM_OAUTH_BASE_URL = env_str("INSTAGRAM_OAUTH_BASE_URL", "https://api.instagram.com").rstrip("/")
+INSTAGRAM_OAUTH_BASE_URL = env.str("INSTAGRAM_OAUTH_BASE_URL", default="https://api.instagram.com").rstrip("/")
 
 # --- Webhook intake ----------------------------------------------------------------------------
 # Meta batches up to 1000 updates in one delivery; 8 MiB leaves room for that and more.
-WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 8 * 1024 * 1024)
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 
 REST_FRAMEWORK = {
@@ -383,13 +336,13 @@ SPECTACULAR_SETTINGS = {
 # --- Operations: /healthz, /readyz, /metrics ------------------------------------------------------
 # With a token set, /metrics requires `Authorization: Bearer <token>`; empty leaves it open (keep it
 # on a private network then).
-METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # How long /readyz waits for the database and Redis before it answers 503 (seconds).
-READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
+READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # plain: one readable line per record; json: one JSON object per line (instabot.log_format).
-LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower()
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain").strip().lower()
 if LOG_FORMAT not in {"plain", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
@@ -411,11 +364,11 @@ LOGGING = {
 # /healthz, /readyz and /metrics are answered before the redirect (instabot.middleware).
 if not DEBUG:
     # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (Coolify, Heroku, nginx, a load balancer).
-    if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", True):
+    if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=True):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
-    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
-    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

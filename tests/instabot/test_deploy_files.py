@@ -1,9 +1,18 @@
-"""The deployment files say what the README says: parsed, not built (no container engine runs here)."""
+"""The deployment files say what the README says, and the compose file is valid Compose.
 
+The image itself is built and run in tests/instabot/test_container.py.
+"""
+
+import json
 import re
+import shutil
+import subprocess
+import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from django.test import Client
@@ -40,17 +49,88 @@ def test_compose_runs_every_process_with_health_checks_and_restarts() -> None:
     assert "--appendonly yes" in redis_command and "--appendfsync everysec" in redis_command
 
 
+def compose_errors(document: dict[str, Any]) -> list[str]:
+    """What is wrong with a compose document: against the Compose Specification's JSON schema (as
+    check-jsonschema ships it), then what a schema cannot say (references between services)."""
+    schema_file = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    validator = jsonschema.Draft202012Validator(json.loads(schema_file.read_text()))
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(document)
+    ]
+    services = document.get("services", {})
+    volumes = set(document.get("volumes") or {})
+    for name, service in services.items():
+        for needed in service.get("depends_on") or []:
+            if needed not in services:
+                errors.append(f"services/{name}/depends_on: no service {needed!r}")
+        for volume in service.get("volumes") or []:
+            source = volume.split(":")[0] if isinstance(volume, str) else volume.get("source", "")
+            if source and not source.startswith((".", "/")) and source not in volumes:
+                errors.append(f"services/{name}/volumes: no volume {source!r}")
+        build = service.get("build")
+        if isinstance(build, dict) and not (DOCKER / build["context"] / build["dockerfile"]).is_file():
+            errors.append(f"services/{name}/build: no {build['dockerfile']} in {build['context']}")
+    return errors
+
+
+def test_compose_file_is_valid_compose() -> None:
+    assert compose_errors(compose()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["services"]["web"].update(restrat="always"), "'restrat' was unexpected"),
+        (lambda c: c["services"]["worker"].update(stop_grace_period={"s": 30}), "services/worker/stop_grace_period"),
+        (lambda c: c["services"]["web"]["depends_on"].update(redis={"condition": "healthy"}), "services/web"),
+        (lambda c: c["services"]["web"]["depends_on"].update(cache={"condition": "service_started"}), "no service"),
+        (lambda c: c["services"]["redis"].update(volumes=["redis-data:/data"]), "no volume 'redis-data'"),
+    ],
+)
+def test_compose_check_catches_a_broken_file(change: Any, expected: str) -> None:
+    broken = compose()
+    change(broken)
+    assert any(expected in error for error in compose_errors(broken)), compose_errors(broken)
+
+
+def test_podman_compose_reads_the_compose_file_as_written() -> None:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed here (scripts/container.sh installs it): podman-compose needs it")
+    result = subprocess.run(
+        [sys.executable, "-m", "podman_compose", "-f", str(DOCKER / "compose.yml"), "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    # podman-compose has merged the x-instabot anchor into each process: what it would run is valid too.
+    assert compose_errors(resolved) == []
+    assert resolved["services"]["worker"]["command"] == ["python3", "manage.py", "rqworker", "high", "default", "low"]
+    assert resolved["services"]["cache_sync"]["build"]["context"] == str(ROOT)
+    assert resolved["services"]["web"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+
+
 def test_dockerfile_is_multi_stage_non_root_and_checks_healthz() -> None:
     text = (DOCKER / "Dockerfile").read_text()
-    stages = re.split(r"^FROM ", text, flags=re.MULTILINE)[1:]
-    assert len(stages) == 2
-    final = stages[-1]
+    stages = dict(
+        (match.group(2) or "final", match.group(1)) for match in re.finditer(r"^FROM (\S+)(?: AS (\w+))?$", text, re.M)
+    )
+    # runtime (Python and the user) from the chosen base; build and final both start from it.
+    assert stages == {"runtime": "${BASE_IMAGE}", "build": "runtime", "final": "runtime"}
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", text, flags=re.MULTILINE)
-    assert all(stage.startswith("${BASE_IMAGE}") for stage in stages)
+    runtime, build, final = re.split(r"^FROM ", text, flags=re.MULTILINE)[1:]
+    # On a bare Debian base the runtime stage installs Python from Debian's packages, and nothing to compile with.
+    installed = re.search(r"missing=\"python3 python3-venv\"", runtime)
+    assert installed and "--no-install-recommends" in runtime
+    assert not re.search(r"gcc|g\+\+|build-essential|-dev\b|make", text)
+    assert "pip install --only-binary=:all:" in build
     assert re.search(r"^USER instabot$", final, flags=re.MULTILINE)
     assert "HEALTHCHECK" in final and "/healthz" in final
     assert "collectstatic" in final
-    assert not re.search(r"gcc|build-essential|apt-get install", final)
+    assert "apt-get" not in final and "pip install" not in final
 
 
 def test_procfile_and_systemd_units_run_the_same_commands() -> None:

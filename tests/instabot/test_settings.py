@@ -76,6 +76,25 @@ def test_redis_url_is_not_required_without_redis_and_debug_needs_nothing() -> No
     assert development.returncode == 0, development.stderr
 
 
+def test_a_bad_number_stops_start_up_naming_the_variable() -> None:
+    result = manage("check", env={**PRODUCTION_ENV, "CONCURRENCY": "lots"})
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith("CONCURRENCY must be an integer, not 'lots'.")
+    assert "app-secret-for-settings-test" not in result.stderr
+
+
+def test_blank_variables_take_their_defaults_and_secrets_are_read_as_written() -> None:
+    result = manage(
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        "from django.conf import settings as s; print(s.CONCURRENCY, s.SECRET_KEY, s.ALLOWED_HOSTS)",
+        env={**PRODUCTION_ENV, "CONCURRENCY": "", "DJANGO_SECRET_KEY": "$HOME-k3y", "DJANGO_ALLOWED_HOSTS": "a, b"},
+    )
+    assert result.stdout.strip().split(maxsplit=2) == ["200", "$HOME-k3y", "['a', 'b']"], result.stderr
+
+
 def test_check_deploy_passes_with_the_production_defaults() -> None:
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
