@@ -83,6 +83,10 @@ SCHEDULE_EVERY_SECONDS = 1.0
 SCHEDULE_LOCK_MS = 10_000
 # How often the activity log is drained into the database (and the jobs-per-minute sample taken).
 HOUSEKEEPING_EVERY_SECONDS = 2.0
+# No single step of taking jobs may hold the dispatcher longer than this (a stuck step is logged and retried).
+DISPATCH_STEP_TIMEOUT_SECONDS = 90.0
+# A burst worker's last look at the fallback store may take this long at most.
+BURST_RELAY_TIMEOUT_SECONDS = 15.0
 # How long Redis commands are retried while Redis is unreachable or loading its data.
 REDIS_RETRY_SECONDS = 60.0
 
@@ -271,6 +275,8 @@ class InstabotWorker(SimpleWorker):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_stop_signal)
+        # `kill -USR1 <pid>`: what every task of the event loop is waiting on, into the log.
+        loop.add_signal_handler(signal.SIGUSR1, self._log_tasks)
         self._redis = async_redis_client(
             max_connections=settings.WORKER_REDIS_CONNECTIONS, retry_seconds=REDIS_RETRY_SECONDS
         )
@@ -334,7 +340,8 @@ class InstabotWorker(SimpleWorker):
                 await self._wait_for_slot(timeout=1.0)
                 continue
             try:
-                taken = await self._take(free)
+                async with asyncio.timeout(DISPATCH_STEP_TIMEOUT_SECONDS):
+                    taken = await self._take(free)
             except WorkersSuspended:
                 if burst:
                     self.log.info("Worker %s: suspended in burst mode, exiting", self.name)
@@ -342,8 +349,8 @@ class InstabotWorker(SimpleWorker):
                 await self._set_state(WorkerStatus.SUSPENDED)
                 await asyncio.sleep(1.0)
                 continue
-            except redis.RedisError as exc:
-                self.log.error("Worker %s: Redis unavailable (%s), retrying in %.1f s", self.name, exc, backoff)
+            except (redis.RedisError, TimeoutError) as exc:
+                self.log.error("Worker %s: Redis unavailable (%r), retrying in %.1f s", self.name, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -364,7 +371,12 @@ class InstabotWorker(SimpleWorker):
                 idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
                 continue
             if burst:
-                relayed = await self._relay()
+                try:
+                    async with asyncio.timeout(BURST_RELAY_TIMEOUT_SECONDS):
+                        relayed = await self._relay()
+                except TimeoutError:
+                    self.log.error("Worker %s: the fallback relay did not end in time; exiting anyway", self.name)
+                    relayed = 0
                 if relayed:
                     continue
                 self.log.info("Worker %s: done, quitting", self.name)
@@ -372,7 +384,11 @@ class InstabotWorker(SimpleWorker):
             if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
                 self.log.info("Worker %s: idle for %d seconds, quitting", self.name, max_idle_time)
                 break
-            await self._set_state(WorkerStatus.IDLE)
+            try:
+                async with asyncio.timeout(DISPATCH_STEP_TIMEOUT_SECONDS):
+                    await self._set_state(WorkerStatus.IDLE)
+            except (redis.RedisError, TimeoutError) as exc:
+                self.log.error("Worker %s: could not record the idle state (%r)", self.name, exc)
             await asyncio.sleep(idle_poll)
             idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
         return started
@@ -411,6 +427,19 @@ class InstabotWorker(SimpleWorker):
         task = asyncio.get_running_loop().create_task(self._run_job(item))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _log_tasks(self) -> None:
+        for task in asyncio.all_tasks():
+            frames = task.get_stack(limit=8)
+            where = " < ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
+            self.log.warning("Worker %s: task %s waits in %s", self.name, task.get_name(), where or "(not started)")
+        self.log.warning(
+            "Worker %s: %d in flight, %d finished waiting, %d finishing",
+            self.name,
+            len(self._in_flight),
+            len(self._finished),
+            self._finishing,
+        )
 
     def _forget_orphans(self) -> None:
         """Jobs whose task ended without freeing their slot (a bug): logged and given up to RQ's

@@ -62,6 +62,8 @@ def leftover_execution_keys() -> list[bytes]:
     return [*conn.scan_iter(match="rq:execution:*"), *conn.scan_iter(match="rq:executions:*")]
 
 
+# The engine's thread pool reaches the database (maintenance, the fallback relay).
+@pytest.mark.django_db(transaction=True)
 def test_jobs_enqueued_with_rqs_api_end_in_rqs_registries_as_rq_would_leave_them() -> None:
     queue = get_queue(HIGH)
     kept = queue.enqueue(jobs.record, "kept")  # RQ's default: the result is kept

@@ -85,6 +85,8 @@ def test_a_freed_slot_goes_to_the_highest_waiting_queue_with_many_jobs_in_flight
     assert sorted(order[20:]) == sorted(f"low{i}" for i in range(10, 20))
 
 
+# The engine's thread pool reaches the database (maintenance, the fallback relay).
+@pytest.mark.django_db(transaction=True)
 def test_a_raising_job_is_retried_or_failed_as_configured_while_the_others_finish() -> None:
     queue = get_queue(HIGH)
     retried = queue.enqueue(jobs.fail, "retried", retry=Retry(max=2))
@@ -102,6 +104,8 @@ def test_a_raising_job_is_retried_or_failed_as_configured_while_the_others_finis
     assert queue.started_job_registry.count == 0
 
 
+# The engine's thread pool reaches the database (maintenance, the fallback relay).
+@pytest.mark.django_db(transaction=True)
 def test_job_timeouts_still_fire_with_jobs_in_flight() -> None:
     queue = get_queue(HIGH)
     slow = queue.enqueue(jobs.spin, 30, job_timeout=1)
@@ -177,6 +181,8 @@ def test_a_second_signal_stops_at_once_and_leaves_unfinished_jobs_recoverable(
     wait_until(lambda: len(graph.calls()) == 10)
 
 
+# The engine's thread pool reaches the database (maintenance, the fallback relay).
+@pytest.mark.django_db(transaction=True)
 def test_concurrency_one_runs_one_job_at_a_time_in_priority_order() -> None:
     for name in reversed(QUEUE_NAMES):
         for i in range(3):
