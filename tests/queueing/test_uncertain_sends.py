@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from automations.models import Automation
+from automations.models import Automation, Workspace
 from devtools.fake_graph_api import FakeGraphAPI, ScriptedAnswer, dropped_answer, late_answer
 from queueing.dead_letters import DeadLetter, dead_letter_list
 from queueing.queues import QUEUE_NAMES, get_queue
@@ -110,6 +110,10 @@ def test_replay_dead_lists_uncertain_apart_and_a_person_sends_anyway_or_discards
     post_dms(client, ["e"])
     run_worker_burst()
     graph.state.expired_tokens.clear()
+    # Meta's refusal marked the token refused (its sends park at once); a new one clears that.
+    workspace = Workspace.objects.get(instagram_account_id=ACCOUNT_ID)
+    workspace.access_token = "a-new-token"
+    workspace.save()
     parked = parked_by_sender()
     assert {s: letter.uncertain for s, letter in parked.items()} == {"a": True, "b": True, "c": True, "e": False}
     capsys.readouterr()
