@@ -84,7 +84,7 @@ SCHEDULE_LOCK_MS = 10_000
 # How often the activity log is drained into the database (and the jobs-per-minute sample taken).
 HOUSEKEEPING_EVERY_SECONDS = 2.0
 # No single step of taking jobs may hold the dispatcher longer than this (a stuck step is logged and retried).
-DISPATCH_STEP_TIMEOUT_SECONDS = 90.0
+DISPATCH_STEP_TIMEOUT_SECONDS = 20.0
 # A burst worker's last look at the fallback store may take this long at most.
 BURST_RELAY_TIMEOUT_SECONDS = 15.0
 # How long Redis commands are retried while Redis is unreachable or loading its data.
@@ -296,7 +296,8 @@ class InstabotWorker(SimpleWorker):
         # must see the work maintenance queues, e.g. the daily token refresh).
         for first in (self._maintenance, self._schedule):
             try:
-                await first()
+                async with asyncio.timeout(DISPATCH_STEP_TIMEOUT_SECONDS):
+                    await first()
             except Exception:
                 self.log.exception("Worker %s: %s failed at start", self.name, first.__name__)
         background = [
