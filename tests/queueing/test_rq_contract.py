@@ -23,28 +23,10 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegist
 from instabot.redis import get_redis
 from queueing import rq_bridge
 from queueing.queues import DEFAULT, HIGH, LOW, QUEUE_NAMES, get_queue
-from queueing.workers import InstabotWorker
 from tests.support import jobs
+from tests.support.engine import run_engine_burst
 from tests.support.processes import ROOT, command_env, start_manage
 from tests.support.stack import wait_for
-
-
-def _burst_took_too_long(signum: int, frame: object) -> None:
-    raise TimeoutError("the worker's burst did not end within 60 s")
-
-
-def run_engine_burst(*, concurrency: int = 10) -> None:
-    queues = [get_queue(name) for name in QUEUE_NAMES]
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # A burst that never ends fails the test instead of hanging the run.
-    signal.signal(signal.SIGALRM, _burst_took_too_long)
-    signal.alarm(60)
-    try:
-        InstabotWorker(queues, connection=get_redis(), concurrency=concurrency).work(burst=True)
-    finally:
-        signal.alarm(0)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def rq_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,35 +13,16 @@ from rq.job import JobStatus
 
 from automations.models import Automation
 from devtools.fake_graph_api import FakeGraphAPI
-from instabot.redis import get_redis
 from queueing.queues import HIGH, LOW, QUEUE_NAMES, get_queue
 from queueing.services import events_enqueue
-from queueing.workers import InstabotWorker
 from tests.conftest import ACCOUNT_ID
 from tests.support import jobs
+from tests.support.engine import run_engine_burst
 from tests.support.processes import command_env, run_manage, start_manage
 from tests.support.webhooks import post_webhook
 from webhooks.events import EventKind
 from webhooks.parsing import parse_webhook_body
 from webhooks.samples import encode_payload, sample_event_payload
-
-
-def _burst_took_too_long(signum: int, frame: object) -> None:
-    raise TimeoutError("the worker's burst did not end within 60 s")
-
-
-def run_in_process(concurrency: int) -> None:
-    queues = [get_queue(name) for name in QUEUE_NAMES]
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # A burst that never ends fails the test instead of hanging the run.
-    signal.signal(signal.SIGALRM, _burst_took_too_long)
-    signal.alarm(60)
-    try:
-        InstabotWorker(queues, connection=get_redis(), concurrency=concurrency).work(burst=True)
-    finally:
-        signal.alarm(0)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15) -> None:
@@ -93,7 +74,7 @@ def test_a_raising_job_is_retried_or_failed_as_configured_while_the_others_finis
     failed = queue.enqueue(jobs.fail, "failed")
     fine = [queue.enqueue(jobs.record, f"ok{i}", 0.05) for i in range(20)]
 
-    run_in_process(concurrency=8)
+    run_engine_burst(concurrency=8)
 
     assert Counter(jobs.ran()) == Counter({"retried": 3, "failed": 1, **{f"ok{i}": 1 for i in range(20)}})
     assert retried.get_status() == JobStatus.FAILED
@@ -112,7 +93,7 @@ def test_job_timeouts_still_fire_with_jobs_in_flight() -> None:
     others = [queue.enqueue(jobs.record, f"ok{i}", 0.2) for i in range(10)]
     started = time.monotonic()
 
-    run_in_process(concurrency=4)
+    run_engine_burst(concurrency=4)
 
     assert time.monotonic() - started < 20
     assert slow.get_status() == JobStatus.FAILED
@@ -188,7 +169,7 @@ def test_concurrency_one_runs_one_job_at_a_time_in_priority_order() -> None:
         for i in range(3):
             get_queue(name).enqueue(jobs.record, f"{name}{i}", 0.02)
 
-    run_in_process(concurrency=1)
+    run_engine_burst(concurrency=1)
 
     assert jobs.ran() == [f"{name}{i}" for name in QUEUE_NAMES for i in range(3)]
 
