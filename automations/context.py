@@ -19,6 +19,7 @@ from django.db import close_old_connections
 
 from automations.graph import AsyncGraphClient, graph_client_config
 from instabot.autopipeline import AutoPipeline
+from instabot.redis_async import cancellable_connection_options
 
 T = TypeVar("T")
 
@@ -85,6 +86,7 @@ def async_redis_client(*, max_connections: int, retry_seconds: float = 0.0) -> r
         socket_connect_timeout=settings.REDIS_SOCKET_CONNECT_TIMEOUT,
         socket_timeout=max(settings.REDIS_SOCKET_TIMEOUT, 5.0) if retries else settings.REDIS_SOCKET_TIMEOUT,
         health_check_interval=30,
+        **cancellable_connection_options(settings.REDIS_URL),
     )
     kwargs: dict[str, Any] = {"connection_pool": pool}
     if retries:

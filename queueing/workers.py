@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -83,6 +84,8 @@ SCHEDULE_EVERY_SECONDS = 1.0
 SCHEDULE_LOCK_MS = 10_000
 # How often the activity log is drained into the database (and the jobs-per-minute sample taken).
 HOUSEKEEPING_EVERY_SECONDS = 2.0
+# How long a stop waits for cancelled tasks to end.
+CANCEL_WAIT_SECONDS = 10.0
 # No single step of taking jobs may hold the dispatcher longer than this (a stuck step is logged and retried).
 DISPATCH_STEP_TIMEOUT_SECONDS = 20.0
 # A burst worker's last look at the fallback store may take this long at most.
@@ -301,29 +304,38 @@ class InstabotWorker(SimpleWorker):
             except Exception:
                 self.log.exception("Worker %s: %s failed at start", self.name, first.__name__)
         background = [
-            loop.create_task(self._finisher()),
-            loop.create_task(self._every(self.heartbeat_every, self._heartbeat)),
-            loop.create_task(self._every(self.maintenance_interval, self._maintenance, first_delay=True)),
-            loop.create_task(self._every(settings.FALLBACK_RELAY_INTERVAL_SECONDS, self._relay, first_delay=True)),
-            loop.create_task(self._every(SCHEDULE_EVERY_SECONDS, self._schedule, first_delay=True)),
-            loop.create_task(self._every(HOUSEKEEPING_EVERY_SECONDS, self._housekeeping, first_delay=True)),
+            loop.create_task(self._finisher(), name="finisher"),
+            loop.create_task(self._every(self.heartbeat_every, self._heartbeat), name="heartbeat"),
+            loop.create_task(
+                self._every(self.maintenance_interval, self._maintenance, first_delay=True), name="maintenance"
+            ),
+            loop.create_task(
+                self._every(settings.FALLBACK_RELAY_INTERVAL_SECONDS, self._relay, first_delay=True), name="relay"
+            ),
+            loop.create_task(self._every(SCHEDULE_EVERY_SECONDS, self._schedule, first_delay=True), name="schedule"),
+            loop.create_task(
+                self._every(HOUSEKEEPING_EVERY_SECONDS, self._housekeeping, first_delay=True), name="housekeeping"
+            ),
         ]
         try:
             started = await self._dispatch(burst=burst, max_jobs=max_jobs, max_idle_time=max_idle_time)
             await self._wait_for_jobs_in_flight()
             return started
         finally:
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await self._cancel_and_wait(background, what="background task")
             if self._force_stop:
-                for job_task in self._tasks:
-                    job_task.cancel()
+                await self._cancel_and_wait(self._tasks, what="job")
             try:
                 await asyncio.wait_for(self._context.close(), timeout=10)
             except TimeoutError:
                 self.log.warning("Worker %s: connections did not close within 10 s", self.name)
+            # What is left (Redis sends of the auto-pipeline): asyncio.run would wait for it unbounded.
+            await self._cancel_and_wait(asyncio.all_tasks() - {asyncio.current_task()}, what="task")
             self._pool.shutdown(wait=not self._force_stop, cancel_futures=True)
+
+    async def _cancel_and_wait(self, tasks: Iterable[asyncio.Task[Any]], *, what: str) -> None:
+        for task in await cancel_and_wait(tasks, seconds=CANCEL_WAIT_SECONDS):
+            self.log.error("Worker %s: %s %s did not stop when cancelled", self.name, what, task.get_name())
 
     async def _dispatch(self, *, burst: bool, max_jobs: int | None, max_idle_time: int | None) -> int:
         started = 0
@@ -431,8 +443,7 @@ class InstabotWorker(SimpleWorker):
 
     def _log_tasks(self) -> None:
         for task in asyncio.all_tasks():
-            frames = task.get_stack(limit=8)
-            where = " < ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
+            where = " > ".join(_await_chain(task.get_coro()))
             self.log.warning("Worker %s: task %s waits in %s", self.name, task.get_name(), where or "(not started)")
         self.log.warning(
             "Worker %s: %d in flight, %d finished waiting, %d finishing",
@@ -661,3 +672,32 @@ class InstabotWorker(SimpleWorker):
         """Move events waiting in the database fallback store into the queues; returns how many."""
         result = await self._context.run_sync(fallback_relay_safely)
         return result.relayed if result is not None else 0
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], *, seconds: float) -> set[asyncio.Task[Any]]:
+    """Cancel the tasks and wait until they have ended, cancelling again as long as needed; returns
+    those still running after `seconds`.
+
+    Once is not enough on Python 3.11: its asyncio.wait_for (which redis-py uses to write to the
+    socket) drops a cancellation that arrives just as the inner write completes, and the task goes
+    on (a heartbeat loop would then run forever and the worker never exit)."""
+    pending = {task for task in tasks if not task.done()}
+    deadline = time.monotonic() + seconds
+    while pending and time.monotonic() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.2)
+    return pending
+
+
+def _await_chain(awaitable: Any) -> list[str]:
+    """Where a suspended coroutine waits, outermost first (Task.get_stack shows only the outermost)."""
+    chain: list[str] = []
+    while awaitable is not None and len(chain) < 30:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            chain.append(repr(awaitable)[:160])  # what the innermost coroutine waits for: a future
+            break
+        chain.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}:{frame.f_lineno}")
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return chain

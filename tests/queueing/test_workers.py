@@ -1,5 +1,6 @@
 """InstabotWorker keeps RQ's semantics with many jobs in flight (correctness only; speed is bench/)."""
 
+import asyncio
 import signal
 import time
 from collections import Counter
@@ -11,10 +12,13 @@ from django.test import Client
 from rq import Retry
 from rq.job import JobStatus
 
+from automations.context import async_redis_client
 from automations.models import Automation
 from devtools.fake_graph_api import FakeGraphAPI
+from instabot.redis import key
 from queueing.queues import HIGH, LOW, QUEUE_NAMES, get_queue
 from queueing.services import events_enqueue
+from queueing.workers import cancel_and_wait
 from tests.conftest import ACCOUNT_ID
 from tests.support import jobs
 from tests.support.engine import run_engine_burst
@@ -183,3 +187,60 @@ def test_the_webhook_intake_does_no_database_work(webhook_client: Client, django
 
     assert response.status_code == 200
     assert get_queue(HIGH).count == 1
+
+
+def test_a_task_that_drops_a_cancellation_is_still_stopped() -> None:
+    # What Python 3.11's asyncio.wait_for does inside redis-py when the cancel lands as a write completes.
+    async def scenario() -> tuple[int, bool]:
+        dropped = 0
+
+        async def heartbeat_like() -> None:
+            nonlocal dropped
+            while True:
+                try:
+                    await asyncio.sleep(0.01)
+                except asyncio.CancelledError:
+                    if dropped == 0:
+                        dropped += 1
+                        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                        continue
+                    raise
+
+        task = asyncio.get_running_loop().create_task(heartbeat_like())
+        await asyncio.sleep(0.02)
+        left = await cancel_and_wait([task], seconds=5)
+        return dropped, task.cancelled() and not left
+
+    dropped, stopped = asyncio.run(scenario())
+    print(f"cancellations dropped by the task: {dropped}; stopped: {stopped}")
+    assert dropped == 1 and stopped
+
+
+def test_redis_commands_cancelled_mid_flight_stop_at_the_first_cancel() -> None:
+    # Tasks cancelled at random points of Redis round trips on the engine's client: each ends at the
+    # first cancel (redis-py's own connections on Python 3.11 let nearly every one of these go on).
+    test_key = key("cancel-test")
+
+    async def scenario() -> tuple[int, int]:
+        client = async_redis_client(max_connections=50)
+
+        stop = False
+
+        async def loop_forever() -> None:
+            while not stop:
+                await client.hset(test_key, "a", "1")
+
+        tasks = [asyncio.get_running_loop().create_task(loop_forever()) for _ in range(50)]
+        await asyncio.sleep(0.05)
+        for task in tasks:
+            task.cancel()
+        _, still_running = await asyncio.wait(tasks, timeout=2)
+        stop = True  # when failing, leave no task behind
+        await asyncio.wait(tasks, timeout=10)
+        await client.delete(test_key)
+        await client.aclose()
+        return sum(task.cancelled() for task in tasks), len(still_running)
+
+    cancelled, still_running = asyncio.run(scenario())
+    print(f"tasks stopped by one cancel: {cancelled} of 50; still running after it: {still_running}")
+    assert (cancelled, still_running) == (50, 0)
