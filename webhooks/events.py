@@ -3,7 +3,7 @@
 An event travels through the queue as plain data (`to_payload`) and is rebuilt by the worker.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -34,9 +34,17 @@ class InstagramEvent:
     received_at: float = 0.0
 
     def to_payload(self) -> dict[str, Any]:
-        payload = asdict(self)
-        payload["kind"] = str(self.kind)
-        return payload
+        # By hand: dataclasses.asdict deep-copies every field, a tenth of intake's enqueue.
+        return {
+            "kind": str(self.kind),
+            "account_id": self.account_id,
+            "event_id": self.event_id,
+            "sender_id": self.sender_id,
+            "text": self.text,
+            "media_id": self.media_id,
+            "timestamp": self.timestamp,
+            "received_at": self.received_at,
+        }
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "InstagramEvent":

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -160,6 +161,7 @@ def test_event_survives_the_trip_through_the_queue_as_plain_data() -> None:
         received_at=1796050000.25,
     )
     payload = json.loads(json.dumps(event.to_payload()))
+    assert set(payload) == {field.name for field in dataclasses.fields(InstagramEvent)}
     assert InstagramEvent.from_payload(payload) == event
     # A job queued before events carried their receipt time still runs.
     del payload["received_at"]
