@@ -136,6 +136,35 @@ def activity_drain(*, limit: int = 10_000) -> StoreResult:
     return result
 
 
+# --- A dedicated drainer (`manage.py drain_activity --forever`) ---------------------------------------
+
+# How long a drainer counts as present after its last round: workers take the drain back after that.
+DRAINER_PRESENCE_SECONDS = 10
+
+_WITHDRAW_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _drainer_key() -> str:
+    return key("activity", "drainer")
+
+
+def activity_drainer_announce(*, name: str) -> None:
+    """Say that the process `name` drains the log now, for the next DRAINER_PRESENCE_SECONDS."""
+    get_redis().set(_drainer_key(), name, ex=DRAINER_PRESENCE_SECONDS)
+
+
+def activity_drainer_withdraw(*, name: str) -> None:
+    """On a clean stop: workers drain again at once (not after the presence runs out)."""
+    get_redis().eval(_WITHDRAW_LUA, 1, _drainer_key(), name)
+
+
+def activity_drainer_present() -> bool:
+    return bool(get_redis().exists(_drainer_key()))
+
+
 def _put_back_expired(client: Any) -> None:
     """Batches of drains that died (or hang) go back to the list for this one."""
     expired = client.zrangebyscore(_draining_index_key(), "-inf", time.time() - DRAIN_LEASE_SECONDS)

@@ -20,7 +20,12 @@ from rq.utils import utcparse
 from rq.worker import Worker
 
 from automations.activity_selectors import activity_problem_counts
-from automations.activity_store import activity_backlog, activity_drain, activity_purge_if_due
+from automations.activity_store import (
+    activity_backlog,
+    activity_drain,
+    activity_drainer_present,
+    activity_purge_if_due,
+)
 from automations.cache import DATASETS
 from automations.stats import cache_stats_get, stats_get
 from instabot.redis import get_redis, key
@@ -53,6 +58,10 @@ def worker_housekeeping() -> None:
 
 
 def _drain_activity() -> None:
+    # A process of its own (`drain_activity --forever`) keeps the database writes off the workers,
+    # whose event loop would share the GIL with them; while none runs, the workers drain.
+    if activity_drainer_present():
+        return
     activity_drain(limit=DRAIN_LIMIT_PER_ROUND)
 
 

@@ -1,6 +1,7 @@
 """The activity log and misses: recorded by the job, flushed to Redis, drained into the database."""
 
 import json
+import signal
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,9 @@ from automations.activity_store import (
     StoreResult,
     activity_backlog,
     activity_drain,
+    activity_drainer_announce,
+    activity_drainer_present,
+    activity_drainer_withdraw,
     activity_entries_store,
     activity_purge,
     activity_purge_if_due,
@@ -27,7 +31,9 @@ from automations.activity_store import (
 from automations.models import ActivityEntry, Automation, AutomationDailyCount, Miss, Workspace
 from devtools.fake_graph_api import FakeGraphAPI, graph_error
 from instabot.redis import get_redis
+from queueing.operations import worker_housekeeping
 from tests.conftest import ACCOUNT_ID, run_worker_burst
+from tests.support.processes import command_env, start_manage
 from tests.support.stack import wait_for
 from tests.support.webhooks import post_webhook
 from webhooks.events import EventKind
@@ -323,3 +329,44 @@ def test_drain_activity_command(automations: dict[str, Automation], capsys: pyte
     assert "stored 3 activity entries and 1 misses; skipped 0" in out
     assert "purged 0 activity entries and 0 misses" in out
     assert ActivityEntry.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_leave_the_drain_to_a_dedicated_drainer_while_it_runs(automations: dict[str, Automation]) -> None:
+    record_sends(automations["dm"].workspace, automations["dm"], 3, sent_at=time.time())
+    activity_flush()
+
+    activity_drainer_announce(name="drainer-1")
+    worker_housekeeping()
+    left_to_the_drainer = (ActivityEntry.objects.count(), activity_backlog())
+    activity_drainer_withdraw(name="someone-else")  # only the drainer's own presence is withdrawn
+    still_present = activity_drainer_present()
+    activity_drainer_withdraw(name="drainer-1")
+    worker_housekeeping()
+
+    assert left_to_the_drainer == (0, 3)
+    assert still_present and not activity_drainer_present()
+    assert ActivityEntry.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_drain_activity_forever_as_a_process(automations: dict[str, Automation]) -> None:
+    drainer = start_manage("drain_activity", "--forever", "--interval", "0.2", env=command_env())
+    try:
+        assert wait_for(activity_drainer_present, timeout=20)
+        record_sends(automations["dm"].workspace, automations["dm"], 5, sent_at=time.time())
+        activity_flush()
+        assert wait_for(lambda: ActivityEntry.objects.count() == 5, timeout=20)
+        miss_record(workspace_id=automations["dm"].workspace_id, kind="dm", event_id="m", sender="1", text="x")
+        activity_flush()
+        assert wait_for(lambda: Miss.objects.count() == 1, timeout=20)
+        # Workers meanwhile left it alone: nothing was drained twice, nothing is waiting.
+        assert activity_backlog() == 0
+    finally:
+        drainer.send_signal(signal.SIGTERM)
+        output = drainer.communicate(timeout=30)[0]
+    print(output)
+    assert drainer.returncode == 0, output
+    assert "draining the activity log every 0.2 s" in output and output.rstrip().endswith("stopped")
+    assert not activity_drainer_present()  # withdrawn on a clean stop: workers drain again at once
+    assert ActivityEntry.objects.count() == 5

@@ -30,17 +30,19 @@ def compose() -> dict[str, Any]:
 
 def test_compose_runs_every_process_with_health_checks_and_restarts() -> None:
     services = compose()["services"]
-    assert {"release", "web", "worker", "cache_sync", "postgres", "redis"} <= set(services)
+    assert {"release", "web", "worker", "cache_sync", "activity", "postgres", "redis"} <= set(services)
     assert services["worker"]["command"].endswith("manage.py rqworker high default low")
     assert services["cache_sync"]["command"].endswith("manage.py cache_sync")
+    assert services["activity"]["command"].endswith("manage.py drain_activity --forever")
     assert services["web"]["command"] == "gunicorn instabot.wsgi"
-    for name in ("web", "worker", "cache_sync", "postgres", "redis"):
+    for name in ("web", "worker", "cache_sync", "activity", "postgres", "redis"):
         assert services[name]["restart"] == "unless-stopped", name
     assert services["release"]["restart"] == "no"
     # Web keeps the image's /healthz check; processes without HTTP turn it off rather than fail it.
     assert "healthcheck" not in services["web"]
     assert services["worker"]["healthcheck"] == {"disable": True}
     assert services["cache_sync"]["healthcheck"] == {"disable": True}
+    assert services["activity"]["healthcheck"] == {"disable": True}
     assert services["postgres"]["healthcheck"]["test"] and services["redis"]["healthcheck"]["test"]
     assert services["web"]["depends_on"]["redis"] == {"condition": "service_healthy"}
     assert services["web"]["depends_on"]["release"] == {"condition": "service_completed_successfully"}
@@ -140,11 +142,18 @@ def test_procfile_and_systemd_units_run_the_same_commands() -> None:
     assert procfile["web"] == "gunicorn instabot.wsgi"
     assert procfile["worker"] == "python manage.py rqworker high default low"
     assert procfile["cache_sync"] == "python manage.py cache_sync"
+    assert procfile["activity"] == "python manage.py drain_activity --forever"
     units = {path.name: path.read_text() for path in (DOCKER / "systemd").glob("*.service")}
-    assert set(units) == {"instabot-web.service", "instabot-worker@.service", "instabot-cache-sync.service"}
+    assert set(units) == {
+        "instabot-web.service",
+        "instabot-worker@.service",
+        "instabot-cache-sync.service",
+        "instabot-activity.service",
+    }
     assert "ExecStart=/srv/instabot/.venv/bin/gunicorn instabot.wsgi" in units["instabot-web.service"]
     assert "manage.py rqworker high default low" in units["instabot-worker@.service"]
     assert "manage.py cache_sync" in units["instabot-cache-sync.service"]
+    assert "manage.py drain_activity --forever" in units["instabot-activity.service"]
     for text in units.values():
         assert "User=instabot" in text and "Restart=always" in text
 
