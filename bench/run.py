@@ -73,6 +73,7 @@ class Stack:
         self.graph_ports = {100: free_port(), 0: free_port()}
         self.procs: list[subprocess.Popen[bytes]] = []
         self.drainer: subprocess.Popen[bytes] | None = None
+        self.by_name: dict[str, subprocess.Popen[bytes]] = {}
         self.env = dict(os.environ)
         self.env.update(
             {
@@ -95,6 +96,7 @@ class Stack:
         log = (self.workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen(args, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
+        self.by_name[name] = proc
         return proc
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -201,6 +203,23 @@ class Stack:
             for proc in procs:
                 self.stop(proc)
 
+    def waiting(self) -> int:
+        """Jobs queued and not yet taken."""
+        return sum(int(self.redis("llen", f"rq:queue:{name}") or 0) for name in ("high", "default", "low"))
+
+    def cpu_components(self, *, latency: int, worker_pids: list[int]) -> dict[str, list[int]]:
+        """The processes of an end-to-end run, by role (the load generator is this process)."""
+        web = self.by_name["gunicorn"].pid
+        children = subprocess.run(["pgrep", "-P", str(web)], capture_output=True, text=True, check=False).stdout
+        return {
+            "web": [web, *map(int, children.split())],
+            "workers": worker_pids,
+            "redis": [self.by_name["redis"].pid],
+            "fake_graph_api": [self.by_name[f"graph-{latency}ms"].pid],
+            "activity_drainer": [self.by_name["drainer"].pid],
+            "load_generator": [os.getpid()],
+        }
+
     def requests(self, count: int, tag: str) -> list[bytes]:
         return [
             signed_dm_request(host="127.0.0.1", port=self.web_port, secret=SECRET, sender=f"{tag}{i}")
@@ -244,6 +263,7 @@ def end_to_end(stack: Stack, *, workers: int, latency: int, window: float, worke
     stack.reset(latency)
     requests = stack.requests(int(4000 * (window + 2)), f"e{workers}w{latency}-")
     with stack.workers(workers, latency=latency, worker_class=worker_class) as pids:
+        components = stack.cpu_components(latency=latency, worker_pids=pids)
         poster = threading.Thread(
             target=run_burst,
             args=(requests,),
@@ -251,17 +271,29 @@ def end_to_end(stack: Stack, *, workers: int, latency: int, window: float, worke
         )
         poster.start()
         time.sleep(1)
-        start_calls, started = stack.graph_requests(latency), time.time()
+        start_calls, started, start_waiting = stack.graph_requests(latency), time.time(), stack.waiting()
+        cpu_before = {name: sum(cpu_seconds(pid) for pid in group) for name, group in components.items()}
         time.sleep(window)
+        cpu = {name: sum(cpu_seconds(pid) for pid in group) - cpu_before[name] for name, group in components.items()}
         calls, seconds = stack.graph_requests(latency) - start_calls, time.time() - started
+        accepted = calls + stack.waiting() - start_waiting
         poster.join(timeout=30)
         rss = [peak_rss_mb(pid) for pid in pids]
     rate = calls / seconds
+    # Where the two cores went, per webhook: intake per webhook accepted, the rest per webhook answered.
+    per_webhook = {
+        name: round(1000 * used / max(1, accepted if name in {"web", "load_generator"} else calls), 3)
+        for name, used in cpu.items()
+    }
     return {
         "graph_calls": calls,
         "seconds": round(seconds, 2),
         "webhooks_per_s": round(rate),
         "webhooks_per_hour": round(rate * 3600),
+        "webhooks_accepted_per_s": round(accepted / seconds),
+        "cpu_ms_per_webhook": per_webhook,
+        "cpu_ms_per_webhook_total": round(sum(per_webhook.values()), 3),
+        "cores_busy": round(sum(cpu.values()) / seconds, 2),
         "worker_peak_rss_mb": rss,
     }
 
