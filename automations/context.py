@@ -19,7 +19,8 @@ from django.db import close_old_connections
 
 from automations.graph import AsyncGraphClient, graph_client_config
 from instabot.autopipeline import AutoPipeline
-from instabot.redis_async import cancellable_connection_options
+from instabot.redis import redis_target
+from instabot.redis_config import async_connection_pool
 
 T = TypeVar("T")
 
@@ -48,6 +49,13 @@ class EventContext:
             raise RuntimeError("Redis is disabled")
         return await self._pipeline.call(*args)
 
+    async def redis_command_replicated(self, *args: Any, replicas: int, timeout_ms: int) -> tuple[Any, int]:
+        """`redis_command` for a write that must reach replicas: its reply, and how many replicas
+        acknowledged it (Redis WAIT on the same connection, shared by the writes of one loop turn)."""
+        if self._pipeline is None:
+            raise RuntimeError("Redis is disabled")
+        return await self._pipeline.call_replicated(*args, replicas=replicas, timeout_ms=timeout_ms)
+
     async def run_sync(self, function: Callable[[], T]) -> T:
         if self.executor is None:
             # In the thread that called run_with_context: its database connection (and, in tests,
@@ -68,7 +76,8 @@ def _run_in_pool(function: Callable[[], T]) -> T:
 
 
 def async_redis_client(*, max_connections: int, retry_seconds: float = 0.0) -> redis.asyncio.Redis:
-    """An asyncio Redis client on settings.REDIS_URL, bounded to `max_connections` (callers wait for one).
+    """An asyncio Redis client on the configured Redis (one server or Sentinel's master), bounded to
+    `max_connections` (callers wait for one).
 
     With `retry_seconds`, commands that fail because Redis is unreachable or still loading its data
     are tried again with backoff for about that long: a Redis restart stalls jobs instead of failing
@@ -78,15 +87,14 @@ def async_redis_client(*, max_connections: int, retry_seconds: float = 0.0) -> r
     from redis.backoff import ExponentialBackoff
 
     retries = max(0, int(retry_seconds / 0.5)) if retry_seconds else 0
-    pool = redis.asyncio.BlockingConnectionPool.from_url(
-        settings.REDIS_URL,
+    pool = async_connection_pool(
+        redis_target(),  # one Redis, or Sentinel's current master
         max_connections=max_connections,
         # Waiting longer than this for a free connection means one leaked: fail loudly, not forever.
         timeout=60,
         socket_connect_timeout=settings.REDIS_SOCKET_CONNECT_TIMEOUT,
         socket_timeout=max(settings.REDIS_SOCKET_TIMEOUT, 5.0) if retries else settings.REDIS_SOCKET_TIMEOUT,
         health_check_interval=30,
-        **cancellable_connection_options(settings.REDIS_URL),
     )
     kwargs: dict[str, Any] = {"connection_pool": pool}
     if retries:

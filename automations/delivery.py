@@ -25,7 +25,7 @@ from automations.activity import SendActivity, send_activity_record
 from automations.context import EventContext
 from automations.graph import GraphAPIError, GraphResponse
 from automations.graph_errors import ErrorClass, classify_graph_error
-from automations.ledger import UNCERTAIN, LedgerEntry, LedgerWait
+from automations.ledger import UNCERTAIN, LedgerEntry, LedgerNotReplicated, LedgerWait
 from automations.models import ActivityStatus
 from automations.send_limits import account_pause
 
@@ -69,6 +69,8 @@ ACTION_CONFIRMATION = "confirmation"
 EVENT_ACTIONS = [ACTION_DM, ACTION_PUBLIC_REPLY, ACTION_PRIVATE_REPLY, ACTION_CONFIRMATION]
 
 UNCERTAIN_REASON = "delivery uncertain"
+# A send whose ledger claim no replica acknowledged (REDIS_MIN_REPLICAS_ACK) runs again this much later.
+REPLICA_WAIT_DEFER_SECONDS = 2.0
 
 
 class SendOutcome(StrEnum):
@@ -97,6 +99,8 @@ async def send_once(
         existing = await entry.claim(claim, private_reply=private_reply)
     except LedgerWait as wait:
         raise SendDeferred(wait.seconds, f"account {account_id} is paused or at its send limit") from None
+    except LedgerNotReplicated:
+        raise SendDeferred(REPLICA_WAIT_DEFER_SECONDS, "no Redis replica acknowledged the delivery claim") from None
     # Our own claim comes back when Redis ran the script but its answer was lost and the command retried.
     if existing is not None and existing != claim:
         return _resolve_existing_claim(existing, record=record)

@@ -19,6 +19,7 @@ from django.core.cache import cache
 from automations.context import EventContext
 from automations.send_limits import MAX_INLINE_WAIT_SECONDS, pause_key, send_windows
 from instabot.redis import key
+from instabot.replication import replicas_required, wait_timeout_ms
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,14 @@ def ledger_key(*, account_id: str, event_id: str, action: str) -> str:
 # slot of each sliding window. KEYS: the entry, the account's pause key, the window sorted sets.
 # ARGV: the claim, the entry's TTL (s), now (ms), then (limit, window ms) for each window.
 # Returns {0} claimed; {1, existing entry}; {2, ms to wait} (nothing recorded then).
+# Finding its own claim (sent again after a lost answer), it rewrites the TTL: a write of this connection
+# for a WAIT that follows (REDIS_MIN_REPLICAS_ACK) to wait for.
 _CLAIM_SCRIPT = """
 local existing = redis.call('GET', KEYS[1])
-if existing then return {1, existing} end
+if existing then
+  if existing == ARGV[1] then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2])) end
+  return {1, existing}
+end
 local now = tonumber(ARGV[3])
 local pause = redis.call('PTTL', KEYS[2])
 if pause > 0 then return {2, pause} end
@@ -66,6 +72,11 @@ for i = 3, #KEYS do
 end
 return {0}
 """
+
+
+class LedgerNotReplicated(Exception):
+    """The claim is on the master but on fewer than REDIS_MIN_REPLICAS_ACK replicas (it was released):
+    after a failover the send could be claimed again and go out twice, so it must wait."""
 
 
 class LedgerEntry:
@@ -98,7 +109,9 @@ class LedgerEntry:
         """Claim the send and take a slot of the account's send limits, in one round trip.
 
         Returns the existing entry when the send was claimed before (nothing taken); waits up to
-        MAX_INLINE_WAIT_SECONDS for a free slot, else raises `LedgerWait`.
+        MAX_INLINE_WAIT_SECONDS for a free slot, else raises `LedgerWait`. With REDIS_MIN_REPLICAS_ACK
+        the claim counts only once that many replicas acknowledged it (WAIT), for up to
+        MAX_INLINE_WAIT_SECONDS; then it is released and `LedgerNotReplicated` raised.
         """
         if self.context.redis is None:
             if await self.context.run_sync(lambda: cache.add(self.key, value, timeout=self.ttl)):
@@ -106,20 +119,39 @@ class LedgerEntry:
             return _text(await self.context.run_sync(lambda: cache.get(self.key)))
         window_keys, window_args = send_windows(account_id=self.account_id, private_reply=private_reply)
         keys = [self.key, pause_key(account_id=self.account_id), *window_keys]
+        # Inline processing during an outage sends unguarded anyway: no replica to wait for.
+        replicas = 0 if self.context.unguarded_sends else replicas_required()
         deadline = time.monotonic() + MAX_INLINE_WAIT_SECONDS
         while True:
             now_ms = int(time.time() * 1000)
-            result = await self._redis(
-                "EVAL", _CLAIM_SCRIPT, len(keys), *keys, value, self.ttl, now_ms, *window_args, default=[0]
-            )
-            if int(result[0]) == 0:
-                return None
-            if int(result[0]) == 1:
+            command = ("EVAL", _CLAIM_SCRIPT, len(keys), *keys, value, self.ttl, now_ms, *window_args)
+            if replicas:
+                result, acknowledged = await self.context.redis_command_replicated(
+                    *command, replicas=replicas, timeout_ms=wait_timeout_ms()
+                )
+            else:
+                result, acknowledged = await self._redis(*command, default=[0]), 0
+            code = int(result[0])
+            if code == 1 and _text(result[1]) != value:
                 return _text(result[1])
+            if code != 2:  # ours: claimed now, or by this attempt before its answer was lost
+                if acknowledged >= replicas:
+                    return None if code == 0 else value
+                if time.monotonic() >= deadline:
+                    await self._release_unreplicated(value)
+                    raise LedgerNotReplicated(f"{self.key}: claimed, but not on {replicas} replica(s)")
+                await asyncio.sleep(0.05)
+                continue
             wait = int(result[1]) / 1000
             if time.monotonic() + wait > deadline:
                 raise LedgerWait(wait)
             await asyncio.sleep(wait)
+
+    async def _release_unreplicated(self, claim: str) -> None:
+        try:
+            await self.release(claim)
+        except redis.RedisError as exc:  # the claim then turns uncertain once its lease ends: parked, not doubled
+            logger.warning("could not release the unreplicated claim %s (%s)", self.key, type(exc).__name__)
 
     async def set(self, value: str) -> None:
         if self.context.redis is None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio
+import redis.asyncio.sentinel
 import redis.exceptions
 
 
@@ -43,6 +44,17 @@ class CancellableConnection(_CancellableWrites, redis.asyncio.Connection):
 
 class CancellableSSLConnection(_CancellableWrites, redis.asyncio.SSLConnection):
     pass
+
+
+class CancellableSentinelManagedConnection(_CancellableWrites, redis.asyncio.sentinel.SentinelManagedConnection):
+    pass
+
+
+def cancellable_sentinel_connection_options() -> dict[str, Any]:
+    """Extra options for a Sentinel-managed pool (redis_config.BlockingSentinelConnectionPool)."""
+    if sys.version_info >= (3, 12):
+        return {}
+    return {"connection_class": CancellableSentinelManagedConnection}
 
 
 def cancellable_connection_options(url: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from instabot.environment import env
+from instabot.redis_config import RedisTarget, cache_config, parse_sentinels, rq_queue_config, validate_target
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,7 +36,8 @@ _REQUIRED_IN_PRODUCTION = [
     "DATABASE_URL",
 ]
 if REDIS_ENABLED:
-    _REQUIRED_IN_PRODUCTION.append("REDIS_URL")
+    # Under Sentinel the sentinels say where Redis is (REDIS_URL then only gives its database and password).
+    _REQUIRED_IN_PRODUCTION.append("REDIS_SENTINEL_MASTER" if env.str("REDIS_SENTINELS", default="") else "REDIS_URL")
 _missing = [name for name in _REQUIRED_IN_PRODUCTION if not env.str(name, default="")]
 if _missing and not DEBUG:
     sys.stderr.write(
@@ -189,6 +191,35 @@ STORAGES = {
 
 # --- Redis, queues and cache -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Redis Sentinel (high availability): the sentinels' host:port list and the name of the master they watch.
+# Every process then asks them where the master is, and follows a failover without a restart.
+try:
+    REDIS_SENTINELS = list(parse_sentinels(env.str("REDIS_SENTINELS", default="")))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"REDIS_SENTINELS must be host:port,host:port,...: {exc}.") from None
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="")
+# The sentinels' own password (`requirepass` in sentinel.conf); the data nodes' is REDIS_URL's.
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
+_redis_target = RedisTarget(
+    url=REDIS_URL,
+    sentinels=tuple(REDIS_SENTINELS),
+    master_name=REDIS_SENTINEL_MASTER,
+    sentinel_password=REDIS_SENTINEL_PASSWORD,
+)
+try:
+    validate_target(_redis_target)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"{exc}.") from None
+# With 1 or more, intake answers 200 only once this many replicas have the queued jobs (Redis WAIT), or
+# the database fallback store took them; workers send only once their delivery-ledger claim is on that
+# many replicas. A failover right after a 200 or a send then loses nothing and doubles nothing.
+REDIS_MIN_REPLICAS_ACK = env.int("REDIS_MIN_REPLICAS_ACK", default=0)
+# How long one WAIT for the replicas may take before the write counts as not replicated (seconds).
+REDIS_REPLICAS_ACK_TIMEOUT_SECONDS = env.float("REDIS_REPLICAS_ACK_TIMEOUT_SECONDS", default=0.5)
+if REDIS_MIN_REPLICAS_ACK < 0:
+    raise ImproperlyConfigured("REDIS_MIN_REPLICAS_ACK must be 0 or more.")
+if REDIS_REPLICAS_ACK_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("REDIS_REPLICAS_ACK_TIMEOUT_SECONDS must be above 0.")
 # false means webhooks are processed inline in the web process, without Redis (as in the seed).
 USE_QUEUE_SYSTEM = env.bool("USE_QUEUE_SYSTEM", default=True)
 REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_SOCKET_CONNECT_TIMEOUT", default=0.5)
@@ -229,7 +260,12 @@ PRIVATE_REPLY_LIMIT_PER_HOUR = env.int("PRIVATE_REPLY_LIMIT_PER_HOUR", default=7
 # Pause for an account that Meta throttles without saying for how long.
 THROTTLE_DEFAULT_PAUSE_SECONDS = env.float("THROTTLE_DEFAULT_PAUSE_SECONDS", default=60.0)
 
-_redis_queue = {"URL": REDIS_URL, "DEFAULT_TIMEOUT": JOB_TIMEOUT}
+_redis_queue = rq_queue_config(
+    _redis_target,
+    default_timeout=JOB_TIMEOUT,
+    socket_connect_timeout=REDIS_SOCKET_CONNECT_TIMEOUT,
+    socket_timeout=REDIS_SOCKET_TIMEOUT,
+)
 RQ_QUEUES = {"high": _redis_queue, "default": _redis_queue, "low": _redis_queue}
 # InstabotWorker (a ConcurrentWorker) keeps CONCURRENCY jobs in flight per process; "rq.worker.SimpleWorker" or
 # "rq.worker.Worker" run one job at a time.
@@ -239,15 +275,12 @@ RQ = {"WORKER_CLASS": env.str("RQ_WORKER_CLASS", default="queueing.workers.Insta
 WORKER_STOP_GRACE_SECONDS = env.float("WORKER_STOP_GRACE_SECONDS", default=25.0)
 
 CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"{INSTABOT_KEY_PREFIX}:cache",
-        "OPTIONS": {
-            "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_CONNECT_TIMEOUT,
-            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-        },
-    }
+    "default": cache_config(
+        _redis_target,
+        key_prefix=f"{INSTABOT_KEY_PREFIX}:cache",
+        socket_connect_timeout=REDIS_SOCKET_CONNECT_TIMEOUT,
+        socket_timeout=REDIS_SOCKET_TIMEOUT,
+    )
 }
 if not REDIS_ENABLED:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

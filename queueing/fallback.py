@@ -9,6 +9,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from instabot.redis import get_redis, key
+from instabot.replication import keys_replicated, replicas_required
 from queueing.models import FallbackEvent
 from queueing.queues import QUEUE_FOR_KIND, get_queue
 from queueing.services import event_job_data
@@ -58,10 +59,12 @@ def fallback_relay(*, batch_size: int = 500) -> RelayResult:
     """
     result = RelayResult()
     client = get_redis()
+    replicas = replicas_required()
     while True:
         batch = list(FallbackEvent.objects.filter(relayed_at__isnull=True).order_by("id")[:batch_size])
         if not batch:
             return result
+        handed_over: list[tuple[FallbackEvent, str]] = []
         for row in batch:
             marker = handover_key(fallback_id=row.pk)
             job_id = _hand_over(client, row, marker)
@@ -71,6 +74,14 @@ def fallback_relay(*, batch_size: int = 500) -> RelayResult:
                 job_id = stored.decode() if isinstance(stored, bytes) else ""
             else:
                 result.relayed += 1
+            handed_over.append((row, job_id))
+        # A row is marked relayed only once its job is as safe as intake's (REDIS_MIN_REPLICAS_ACK): the
+        # marker and the job went in one transaction, so replicas holding the marker hold the job.
+        markers = [handover_key(fallback_id=row.pk) for row, _ in handed_over]
+        if replicas and not keys_replicated(client=client, keys=markers, replicas=replicas):
+            logger.warning("relayed fallback events are not on %d replica(s) yet: they stay waiting", replicas)
+            return result
+        for row, job_id in handed_over:
             FallbackEvent.objects.filter(pk=row.pk, relayed_at__isnull=True).update(
                 relayed_at=timezone.now(), job_id=job_id
             )

@@ -9,6 +9,7 @@ from rq.job import Job
 
 from automations.retry_schedule import backoff_intervals
 from instabot.redis import get_redis
+from instabot.replication import NotReplicated, keys_replicated, replicas_required
 from queueing.queues import QUEUE_FOR_KIND, get_queue
 from webhooks.events import EventKind, InstagramEvent
 
@@ -45,14 +46,23 @@ def event_job_data(event: dict[str, Any]) -> Any:
 
 
 def events_enqueue(*, events: Sequence[InstagramEvent]) -> list[Job]:
-    """Queue each event as its own job on its priority queue, all in one Redis round trip."""
+    """Queue each event as its own job on its priority queue, all in one Redis round trip.
+
+    With REDIS_MIN_REPLICAS_ACK, a second round trip waits for that many replicas to hold the jobs and
+    raises `NotReplicated` when they do not in time (the jobs stay queued: the caller keeps the events
+    elsewhere too, and the delivery ledger answers each event once)."""
     by_queue: dict[str, list[InstagramEvent]] = defaultdict(list)
     for event in events:
         by_queue[QUEUE_FOR_KIND[event.kind]].append(event)
     jobs: list[Job] = []
-    with get_redis().pipeline() as pipe:
+    client = get_redis()
+    with client.pipeline() as pipe:
         for queue_name, queue_events in by_queue.items():
             job_datas = [event_job_data(event.to_payload()) for event in queue_events]
             jobs.extend(get_queue(queue_name).enqueue_many(job_datas, pipeline=pipe))
         pipe.execute()
+    replicas = replicas_required()
+    # A job a worker already finished is gone from Redis too: rare (microseconds), and harmless (a copy).
+    if replicas and jobs and not keys_replicated(client=client, keys=[job.key for job in jobs], replicas=replicas):
+        raise NotReplicated(f"{len(jobs)} queued job(s) not confirmed on {replicas} replica(s)")
     return jobs

@@ -261,6 +261,12 @@ class InstabotWorker(SimpleWorker):
             raise SystemExit(1)
         return started > 0
 
+    def _set_ip_address(self, connection: redis.Redis) -> None:
+        # RQ's constructor names its connection here (CLIENT SETNAME) and the worker exits if Redis does
+        # not answer: wait for it first, as for a Redis restart or a Sentinel failover under way.
+        self._wait_for_redis()
+        super()._set_ip_address(connection)
+
     def _wait_for_redis(self) -> None:
         """Until Redis answers and has loaded its data, however long that takes."""
         waited = 0.0
@@ -268,7 +274,8 @@ class InstabotWorker(SimpleWorker):
             try:
                 self.connection.ping()
                 return
-            except redis.ConnectionError as exc:  # BusyLoadingError is one
+            # BusyLoadingError and Sentinel's MasterNotFoundError are ConnectionErrors.
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if waited % 10 < 0.5:
                     self.log.warning("Worker %s: waiting for Redis (%s)", self.name, type(exc).__name__)
                 time.sleep(0.5)
