@@ -210,6 +210,10 @@ try:
     validate_target(_redis_target)
 except ValueError as exc:
     raise ImproperlyConfigured(f"{exc}.") from None
+# false means webhooks are processed inline in the web process, without Redis (as in the seed).
+USE_QUEUE_SYSTEM = env.bool("USE_QUEUE_SYSTEM", default=True)
+REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_SOCKET_CONNECT_TIMEOUT", default=0.5)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 # With 1 or more, intake answers 200 only once this many replicas have the queued jobs (Redis WAIT), or
 # the database fallback store took them; workers send only once their delivery-ledger claim is on that
 # many replicas. A failover right after a 200 or a send then loses nothing and doubles nothing.
@@ -218,12 +222,8 @@ REDIS_MIN_REPLICAS_ACK = env.int("REDIS_MIN_REPLICAS_ACK", default=0)
 REDIS_REPLICAS_ACK_TIMEOUT_SECONDS = env.float("REDIS_REPLICAS_ACK_TIMEOUT_SECONDS", default=0.5)
 if REDIS_MIN_REPLICAS_ACK < 0:
     raise ImproperlyConfigured("REDIS_MIN_REPLICAS_ACK must be 0 or more.")
-if REDIS_REPLICAS_ACK_TIMEOUT_SECONDS <= 0:
-    raise ImproperlyConfigured("REDIS_REPLICAS_ACK_TIMEOUT_SECONDS must be above 0.")
-# false means webhooks are processed inline in the web process, without Redis (as in the seed).
-USE_QUEUE_SYSTEM = env.bool("USE_QUEUE_SYSTEM", default=True)
-REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_SOCKET_CONNECT_TIMEOUT", default=0.5)
-REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+if not 0 < REDIS_REPLICAS_ACK_TIMEOUT_SECONDS < REDIS_SOCKET_TIMEOUT:
+    raise ImproperlyConfigured("REDIS_REPLICAS_ACK_TIMEOUT_SECONDS must be above 0 and below REDIS_SOCKET_TIMEOUT.")
 # Every Redis key Instabot writes itself (cache, counters) starts with this.
 INSTABOT_KEY_PREFIX = env.str("INSTABOT_KEY_PREFIX", default="instabot")
 # Jobs a worker keeps in flight at once (the seed's CONCURRENCY).
