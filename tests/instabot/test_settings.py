@@ -1,5 +1,6 @@
 """Production settings refuse to start wrong, and are HTTPS-ready by default."""
 
+import json
 import os
 import subprocess
 import sys
@@ -126,3 +127,73 @@ def test_plain_http_is_redirected_but_health_checks_are_not(settings: Any) -> No
     behind_proxy = client.get("/api/v1/", HTTP_X_FORWARDED_PROTO="https")
     assert behind_proxy.status_code == 401  # reached the API: it is HTTPS as the proxy says
     assert behind_proxy["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+
+
+SENTINEL_ENV = {
+    "REDIS_SENTINELS": "10.0.0.1:26379, 10.0.0.2:26379,[::1]:26380",
+    "REDIS_SENTINEL_MASTER": "instabot",
+    "REDIS_SENTINEL_PASSWORD": "sentinel-secret-for-settings-test",
+}
+
+
+def test_under_sentinel_redis_url_is_not_required_and_queues_and_cache_follow_the_master() -> None:
+    without_url = {name: value for name, value in PRODUCTION_ENV.items() if name != "REDIS_URL"}
+    result = manage(
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        "import json; from django.conf import settings as s; "
+        "print(json.dumps([s.RQ_QUEUES['high'], s.CACHES['default'], s.REDIS_SENTINELS]))",
+        env={**without_url, **SENTINEL_ENV},
+    )
+    assert result.returncode == 0, result.stderr
+    queue, cache, sentinels = json.loads(result.stdout)
+    assert sentinels == [["10.0.0.1", 26379], ["10.0.0.2", 26379], ["::1", 26380]]
+    assert queue["SENTINELS"] == sentinels and queue["MASTER_NAME"] == "instabot" and queue["DB"] == 0
+    assert queue["SENTINEL_KWARGS"]["password"] == "sentinel-secret-for-settings-test"
+    assert "URL" not in queue
+    assert cache["LOCATION"] == "redis://instabot/0"
+    assert cache["OPTIONS"]["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
+    assert cache["OPTIONS"]["SENTINELS"] == sentinels
+
+
+def test_under_sentinel_redis_url_gives_the_database_and_the_data_nodes_password() -> None:
+    result = manage(
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        "import json; from django.conf import settings as s; "
+        "print(json.dumps([s.RQ_QUEUES['low'], s.CACHES['default']['LOCATION']]))",
+        env={**PRODUCTION_ENV, **SENTINEL_ENV, "REDIS_URL": "redis://:node-pass@ignored:1/4"},
+    )
+    queue, location = json.loads(result.stdout)
+    assert (queue["DB"], queue["PASSWORD"]) == (4, "node-pass")
+    assert location == "redis://:node-pass@instabot/4"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"REDIS_SENTINELS": "10.0.0.1"},
+            "REDIS_SENTINELS must be host:port,host:port,...: '10.0.0.1' is not host:port.",
+        ),
+        ({"REDIS_SENTINEL_MASTER": "MyMaster"}, "REDIS_SENTINEL_MASTER must be lowercase letters"),
+        ({"REDIS_MIN_REPLICAS_ACK": "-1"}, "REDIS_MIN_REPLICAS_ACK must be 0 or more."),
+        ({"REDIS_REPLICAS_ACK_TIMEOUT_SECONDS": "2"}, "must be above 0 and below REDIS_SOCKET_TIMEOUT."),
+    ],
+)
+def test_a_wrong_sentinel_or_replica_setting_stops_start_up_saying_which(env: dict[str, str], message: str) -> None:
+    result = manage("check", env={**PRODUCTION_ENV, **SENTINEL_ENV, **env})
+    assert result.returncode != 0
+    assert message in result.stderr.strip().splitlines()[-1], result.stderr
+    assert "sentinel-secret-for-settings-test" not in result.stderr
+
+
+def test_sentinels_without_a_master_name_are_refused_in_production() -> None:
+    env = {name: value for name, value in {**PRODUCTION_ENV, **SENTINEL_ENV}.items() if name != "REDIS_SENTINEL_MASTER"}
+    result = manage("check", env=env)
+    assert result.returncode == 3
+    assert "set REDIS_SENTINEL_MASTER" in result.stderr
