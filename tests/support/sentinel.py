@@ -133,6 +133,12 @@ class SentinelCluster:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
 
+    def freeze(self, port: int) -> None:
+        self.processes[port].send_signal(signal.SIGSTOP)
+
+    def thaw(self, port: int) -> None:
+        self.processes[port].send_signal(signal.SIGCONT)
+
     def restart_as_replica(self, port: int, *, of: int) -> None:
         """The killed master comes back (as a supervisor would restart it), as a replica of the new one."""
         self.start_data_node(port, replica_of=of)
@@ -156,6 +162,7 @@ class SentinelCluster:
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
+                process.send_signal(signal.SIGCONT)  # a frozen one too
                 process.send_signal(signal.SIGTERM)
         for process in self.processes.values():
             try:
