@@ -121,6 +121,14 @@ class BlockingSentinelConnectionPool(
     """Sentinel's pool (connections to whichever server is master now) that makes callers wait for a free
     connection instead of failing, as the single-Redis pool of the worker does."""
 
+    async def release(self, connection: Any) -> None:
+        # A connection busy when the pool learnt of a new master still points at the old one, which may
+        # be alive and take writes until Sentinel demotes it (a partition that healed): drop it, so that
+        # it reconnects through the sentinels. redis-py's synchronous pool does this itself.
+        if self.master_address is not None and (connection.host, connection.port) != self.master_address:
+            await connection.disconnect()
+        await super().release(connection)
+
 
 def async_connection_pool(
     target: RedisTarget,
