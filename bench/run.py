@@ -74,6 +74,7 @@ class Stack:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.drainer: subprocess.Popen[bytes] | None = None
         self.by_name: dict[str, subprocess.Popen[bytes]] = {}
+        self.web: subprocess.Popen[bytes] | None = None
         self.env = dict(os.environ)
         self.env.update(
             {
@@ -138,14 +139,24 @@ class Stack:
             subprocess.run(
                 [PY, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, timeout=120, check=True
             )
-        self.start("gunicorn", [str(Path(PY).parent / "gunicorn"), "instabot.wsgi", "-c", "gunicorn.conf.py"])
         # As deployed (Procfile, docker/compose.yml): the activity log goes into the database from a
         # process of its own, not from the workers.
         self.drainer = self.start("drainer", [PY, "manage.py", "drain_activity", "--forever"])
         wait_until(lambda: self.redis("ping") == "PONG", timeout=10, what="redis")
-        wait_until(self._web_ready, timeout=30, what="gunicorn")
+        self.start_web()
         for port in self.graph_ports.values():
             wait_until(lambda port=port: self._graph_ready(port), timeout=10, what="fake Graph API")
+
+    def start_web(self, extra_env: dict[str, str] | None = None) -> None:
+        """gunicorn with gunicorn.conf.py (WEB_CONCURRENCY processes), replacing the one running if any."""
+        if self.web is not None:
+            self.stop(self.web)
+            wait_until(lambda: not self._web_ready(), timeout=20, what="gunicorn to stop")
+        env = {**self.env, **(extra_env or {})}
+        self.web = self.start(
+            "gunicorn", [str(Path(PY).parent / "gunicorn"), "instabot.wsgi", "-c", "gunicorn.conf.py"], env
+        )
+        wait_until(self._web_ready, timeout=30, what="gunicorn")
 
     def _web_ready(self) -> bool:
         try:

@@ -1,0 +1,227 @@
+"""Scale on one box, as a model of many: `.venv/bin/python -m bench.scale` prints one JSON document.
+
+N gunicorn processes (`--web`, default 2) and M `rqworker` processes (`--workers`, default 1,2,4,8)
+against one private redis-server, with the Node fake Graph API (bench/fake_graph_api.cjs). For each M:
+
+- `drain`: a queue pre-filled through intake, emptied by M workers (Graph latency 100 ms);
+- `end_to_end`: webhooks posted as fast as intake takes them while M workers answer them.
+
+Each run reports jobs a second, and what one job costs: the Redis server's own CPU (INFO cpu,
+used_cpu_sys + used_cpu_user), Redis commands (INFO stats total_commands_processed, and the busiest
+commands from INFO commandstats), and the workers' CPU. `redis_core_share` is the part of one core
+Redis used; `redis_bound_jobs_per_s` = 1000 / Redis CPU ms per job, the rate at which this Redis
+would be the limit, whatever the number of web and worker nodes.
+
+`replicas_ack` (its own phase): intake latency at a fixed 300 webhooks/s with a replica attached,
+REDIS_MIN_REPLICAS_ACK 0 and 1, twice each: the price of acknowledging only replicated webhooks.
+
+The machine's load (`/proc/loadavg`) is recorded before and after: on a shared machine the figures
+move with it.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import run_at_rate, run_burst
+from bench.run import Stack, cpu_seconds, free_port, latency_summary, wait_until
+
+LATENCY_MS = 100
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+class RedisCounters:
+    """What the Redis server has spent so far: CPU seconds, commands, calls per command."""
+
+    def __init__(self, stack: Stack) -> None:
+        cpu = self._info(stack, "cpu")
+        self.cpu = float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+        self.commands = int(self._info(stack, "stats")["total_commands_processed"])
+        self.calls = {
+            name.removeprefix("cmdstat_"): int(dict(part.split("=") for part in value.split(","))["calls"])
+            for name, value in self._info(stack, "commandstats").items()
+        }
+        self.at = time.monotonic()
+
+    @staticmethod
+    def _info(stack: Stack, section: str) -> dict[str, str]:
+        lines = stack.redis("info", section).splitlines()
+        return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
+
+    def cost(self, later: "RedisCounters", *, jobs: int) -> dict[str, Any]:
+        jobs = max(1, jobs)
+        cpu_ms = 1000 * (later.cpu - self.cpu) / jobs
+        busiest = sorted(
+            ((name, calls - self.calls.get(name, 0)) for name, calls in later.calls.items()),
+            key=lambda item: -item[1],
+        )[:8]
+        return {
+            "redis_cpu_ms_per_job": round(cpu_ms, 4),
+            "redis_commands_per_job": round((later.commands - self.commands) / jobs, 2),
+            "redis_calls_per_job": {name: round(calls / jobs, 2) for name, calls in busiest if calls},
+            "redis_core_share": round((later.cpu - self.cpu) / max(1e-9, later.at - self.at), 3),
+            "redis_bound_jobs_per_s": round(1000 / cpu_ms) if cpu_ms > 0 else None,
+        }
+
+
+def drain(stack: Stack, *, workers: int, count: int, window: float) -> dict[str, Any]:
+    stack.reset(LATENCY_MS)
+    run_burst(stack.requests(count, f"sd{workers}-"), host="127.0.0.1", port=stack.web_port)
+    with stack.workers(workers, latency=LATENCY_MS) as pids:
+        wait_until(lambda: stack.graph_requests(LATENCY_MS) > 0, timeout=60, what="first Graph call")
+        before, calls_before = RedisCounters(stack), stack.graph_requests(LATENCY_MS)
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        try:
+            wait_until(lambda: stack.graph_requests(LATENCY_MS) >= count, timeout=window, what="Graph calls")
+        except TimeoutError:
+            pass
+        after, calls = RedisCounters(stack), stack.graph_requests(LATENCY_MS)
+        worker_cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+    jobs = calls - calls_before
+    seconds = after.at - before.at
+    return {
+        "jobs": jobs,
+        "seconds": round(seconds, 2),
+        "jobs_per_s": round(jobs / seconds, 1),
+        "worker_cpu_ms_per_job": round(1000 * worker_cpu / max(1, jobs), 3),
+        **before.cost(after, jobs=jobs),
+    }
+
+
+def end_to_end(stack: Stack, *, workers: int, window: float, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    stack.reset(LATENCY_MS)
+    requests = stack.requests(int(3000 * (window + 3)), f"se{workers}-")
+    with stack.workers(workers, latency=LATENCY_MS, extra_env=extra_env) as pids:
+        poster = threading.Thread(
+            target=run_burst,
+            args=(requests,),
+            kwargs={"host": "127.0.0.1", "port": stack.web_port, "seconds": window + 2},
+        )
+        poster.start()
+        wait_until(lambda: stack.graph_requests(LATENCY_MS) > 0, timeout=30, what="first Graph call")
+        ramp_end = time.monotonic() + 1
+        wait_until(lambda: time.monotonic() >= ramp_end, timeout=2, what="the ramp")
+        before, calls_before = RedisCounters(stack), stack.graph_requests(LATENCY_MS)
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        window_end = time.monotonic() + window
+        wait_until(lambda: time.monotonic() >= window_end, timeout=window + 1, what="the window")
+        after, calls = RedisCounters(stack), stack.graph_requests(LATENCY_MS)
+        worker_cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+        poster.join(timeout=60)
+    jobs = calls - calls_before
+    seconds = after.at - before.at
+    return {
+        "webhooks_answered": jobs,
+        "seconds": round(seconds, 2),
+        "webhooks_per_s": round(jobs / seconds, 1),
+        "worker_cpu_ms_per_job": round(1000 * worker_cpu / max(1, jobs), 3),
+        **before.cost(after, jobs=jobs),
+    }
+
+
+def replicas_ack(stack: Stack, *, seconds: float) -> dict[str, Any]:
+    """Against a master with one replica, with and without waiting for it: intake alone at 300/s
+    (twice each), then end to end with 2 workers (intake's WAIT and the workers' ledger-claim WAIT)."""
+    port = free_port()
+    replica = stack.start(
+        "redis-replica",
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        + ["--replicaof", "127.0.0.1", str(stack.redis_port)],
+    )
+
+    def in_sync() -> bool:
+        out = subprocess.run(
+            ["redis-cli", "-p", str(port), "info", "replication"], capture_output=True, text=True, timeout=5
+        ).stdout
+        return "master_link_status:up" in out
+
+    wait_until(in_sync, timeout=30, what="the replica")
+    rounds: dict[str, list[dict[str, Any]]] = {"0": [], "1": []}
+    both_ends: dict[str, Any] = {}
+    try:
+        for ack in ("0", "1", "0", "1"):
+            stack.start_web({"REDIS_MIN_REPLICAS_ACK": ack})
+            stack.reset(0)
+            run_burst(stack.requests(300, f"warm{ack}-"), host="127.0.0.1", port=stack.web_port)
+            before = RedisCounters(stack)
+            result = run_at_rate(
+                stack.requests(int(300 * seconds), f"ack{ack}-{len(rounds[ack])}-"),
+                host="127.0.0.1",
+                port=stack.web_port,
+                rate=300,
+            )
+            after = RedisCounters(stack)
+            cost = before.cost(after, jobs=result.sent)
+            rounds[ack].append(
+                {
+                    **latency_summary(result),
+                    "redis_cpu_ms_per_webhook": cost["redis_cpu_ms_per_job"],
+                    "redis_commands_per_webhook": cost["redis_commands_per_job"],
+                }
+            )
+        for ack in ("0", "1"):
+            stack.start_web({"REDIS_MIN_REPLICAS_ACK": ack})
+            both_ends[f"end_to_end_2_workers_min_replicas_ack_{ack}"] = end_to_end(
+                stack, workers=2, window=seconds, extra_env={"REDIS_MIN_REPLICAS_ACK": ack}
+            )
+    finally:
+        stack.stop(replica)
+        stack.start_web()
+    return {**{f"intake_min_replicas_ack_{ack}": runs for ack, runs in rounds.items()}, **both_ends}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--web", type=int, default=2, help="gunicorn worker processes (WEB_CONCURRENCY)")
+    parser.add_argument("--workers", default="1,2,4,8", help="worker process counts to run, comma-separated")
+    parser.add_argument("--phases", default="drain,end_to_end,replicas_ack", help="a subset of those three")
+    parser.add_argument("--quick", action="store_true", help="shorter windows, for a smoke run")
+    args = parser.parse_args()
+    phases = set(args.phases.split(","))
+    counts = [int(n) for n in args.workers.split(",")]
+    window = 3.0 if args.quick else 6.0
+    workdir = Path(tempfile.mkdtemp(prefix="instabot-scale-"))
+    stack = Stack(workdir)
+    stack.env["WEB_CONCURRENCY"] = str(args.web)
+    started = time.time()
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "host": socket.gethostname(), "load_before": load_average()},
+        "web_processes": args.web,
+        "concurrency": 200,
+        "graph_latency_ms": LATENCY_MS,
+    }
+    try:
+        stack.boot()
+        if "drain" in phases:
+            report["drain"] = {
+                f"{m}_workers": drain(stack, workers=m, count=int(1500 * (m + 1) * window / 6), window=window * 2)
+                for m in counts
+            }
+        if "end_to_end" in phases:
+            report["end_to_end"] = {f"{m}_workers": end_to_end(stack, workers=m, window=window) for m in counts}
+        if "replicas_ack" in phases:
+            report["replicas_ack"] = replicas_ack(stack, seconds=window)
+        report["machine"]["load_after"] = load_average()
+        report["seconds_total"] = round(time.time() - started, 1)
+    finally:
+        stack.stop_all()
+    if os.environ.get("BENCH_KEEP_LOGS"):
+        report["logs"] = str(workdir)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
