@@ -1,16 +1,17 @@
 """Scale on one box, as a model of many: `.venv/bin/python -m bench.scale` prints one JSON document.
 
 N gunicorn processes (`--web`, default 2) and M `rqworker` processes (`--workers`, default 1,2,4,8)
-against one private redis-server, with the Node fake Graph API (bench/fake_graph_api.cjs). For each M:
+against one private redis-server, with the Node fake Graph API (bench/fake_graph_api.cjs):
 
-- `drain`: a queue pre-filled through intake, emptied by M workers (Graph latency 100 ms);
-- `end_to_end`: webhooks posted as fast as intake takes them while M workers answer them.
+- `intake`: webhooks posted as fast as the web processes take them, no worker running;
+- `drain` (each M): a queue pre-filled through intake, emptied by M workers (Graph latency 100 ms);
+- `end_to_end` (each M): webhooks posted as fast as intake takes them while M workers answer them.
 
-Each run reports jobs a second, and what one job costs: the Redis server's own CPU (INFO cpu,
+`intake` and `drain` report what one webhook (one job) costs: the Redis server's own CPU (INFO cpu,
 used_cpu_sys + used_cpu_user), Redis commands (INFO stats total_commands_processed, and the busiest
-commands from INFO commandstats), and the workers' CPU. `redis_core_share` is the part of one core
-Redis used; `redis_bound_jobs_per_s` = 1000 / Redis CPU ms per job, the rate at which this Redis
-would be the limit, whatever the number of web and worker nodes.
+commands from INFO commandstats) and the web's or workers' CPU; their sum is a webhook's cost end to
+end. `redis_core_share` is the part of one core Redis used; `redis_bound_..._per_s` = 1000 / Redis CPU
+ms per unit, the rate at which this Redis would be the limit, however many web and worker nodes.
 
 `replicas_ack` (its own phase): intake latency at a fixed 300 webhooks/s with a replica attached,
 REDIS_MIN_REPLICAS_ACK 0 and 1, twice each: the price of acknowledging only replicated webhooks.
@@ -35,6 +36,15 @@ from bench.loadgen import run_at_rate, run_burst
 from bench.run import Stack, cpu_seconds, free_port, latency_summary, wait_until
 
 LATENCY_MS = 100
+
+
+def web_pids(stack: Stack) -> list[int]:
+    """gunicorn's master and its worker processes."""
+    assert stack.web is not None
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(stack.web.pid)], capture_output=True, text=True, timeout=5, check=False
+    )
+    return [stack.web.pid, *(int(pid) for pid in out.stdout.split())]
 
 
 def load_average() -> str:
@@ -112,21 +122,49 @@ def end_to_end(stack: Stack, *, workers: int, window: float, extra_env: dict[str
         wait_until(lambda: stack.graph_requests(LATENCY_MS) > 0, timeout=30, what="first Graph call")
         ramp_end = time.monotonic() + 1
         wait_until(lambda: time.monotonic() >= ramp_end, timeout=2, what="the ramp")
+        web = web_pids(stack)
+        backlog_before = int(stack.redis("llen", "rq:queue:high"))  # every DM goes to `high`
         before, calls_before = RedisCounters(stack), stack.graph_requests(LATENCY_MS)
         cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        web_cpu_before = sum(cpu_seconds(pid) for pid in web)
         window_end = time.monotonic() + window
         wait_until(lambda: time.monotonic() >= window_end, timeout=window + 1, what="the window")
         after, calls = RedisCounters(stack), stack.graph_requests(LATENCY_MS)
         worker_cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+        web_cpu = sum(cpu_seconds(pid) for pid in web) - web_cpu_before
+        backlog = int(stack.redis("llen", "rq:queue:high"))
         poster.join(timeout=60)
     jobs = calls - calls_before
+    taken = jobs + backlog - backlog_before
     seconds = after.at - before.at
     return {
         "webhooks_answered": jobs,
+        "webhooks_taken": taken,
+        "backlog_growth": backlog - backlog_before,
         "seconds": round(seconds, 2),
         "webhooks_per_s": round(jobs / seconds, 1),
         "worker_cpu_ms_per_job": round(1000 * worker_cpu / max(1, jobs), 3),
-        **before.cost(after, jobs=jobs),
+        "web_cpu_ms_per_webhook": round(1000 * web_cpu / max(1, taken), 3),
+        # Intake and workers rarely take exactly as many: Redis's cost per webhook is intake's plus drain's.
+        "redis_core_share": before.cost(after, jobs=jobs)["redis_core_share"],
+    }
+
+
+def intake(stack: Stack, *, window: float) -> dict[str, Any]:
+    """Intake alone, as fast as it takes webhooks: its capacity with these web processes, and what one
+    webhook costs Redis and the web processes."""
+    stack.reset(0)
+    run_burst(stack.requests(300, "siw-"), host="127.0.0.1", port=stack.web_port)
+    web = web_pids(stack)
+    before, web_cpu_before = RedisCounters(stack), sum(cpu_seconds(pid) for pid in web)
+    result = run_burst(stack.requests(int(4000 * window), "si-"), host="127.0.0.1", port=stack.web_port, seconds=window)
+    after, web_cpu = RedisCounters(stack), sum(cpu_seconds(pid) for pid in web) - web_cpu_before
+    taken = result.sent - result.errors
+    return {
+        "webhooks": taken,
+        "webhooks_per_s": round(taken / (after.at - before.at), 1),
+        "web_cpu_ms_per_webhook": round(1000 * web_cpu / max(1, taken), 3),
+        **{name.replace("_job", "_webhook"): value for name, value in before.cost(after, jobs=taken).items()},
     }
 
 
@@ -185,7 +223,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--web", type=int, default=2, help="gunicorn worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--workers", default="1,2,4,8", help="worker process counts to run, comma-separated")
-    parser.add_argument("--phases", default="drain,end_to_end,replicas_ack", help="a subset of those three")
+    parser.add_argument(
+        "--phases", default="intake,drain,end_to_end,replicas_ack", help="a subset of those four, comma-separated"
+    )
     parser.add_argument("--quick", action="store_true", help="shorter windows, for a smoke run")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
@@ -203,6 +243,8 @@ def main() -> None:
     }
     try:
         stack.boot()
+        if "intake" in phases:
+            report["intake"] = intake(stack, window=window)
         if "drain" in phases:
             report["drain"] = {
                 f"{m}_workers": drain(stack, workers=m, count=int(1500 * (m + 1) * window / 6), window=window * 2)
