@@ -179,3 +179,24 @@ def test_admin_lists_dead_letters_and_replays_the_selected_one(client: Client) -
     client.post("/admin/dead-letters/", {"replay_all": "1"})
     assert (get_queue("high").count, get_queue("webhooks-dead").count) == (2, 0)
     assert Client().get("/admin/dead-letters/").status_code == 302  # staff only
+
+
+@pytest.mark.django_db
+def test_without_the_replicas_it_asks_for_intake_keeps_events_in_the_database_and_each_is_answered_once(
+    client: Client, graph: FakeGraphAPI, automations: dict[str, Automation], settings: Any
+) -> None:
+    settings.REDIS_MIN_REPLICAS_ACK = 1  # the test Redis has no replica: WAIT never confirms
+    settings.REDIS_REPLICAS_ACK_TIMEOUT_SECONDS = 0.05
+    assert post_webhook(client, "messages__text").status_code == 200
+    assert redis_circuit.is_open
+    # Queued, but not confirmed on a replica: the database keeps it too, and the relay waits for a replica.
+    assert queued_total() == 1
+    assert FallbackEvent.objects.filter(relayed_at__isnull=True).count() == 1
+    assert fallback_relay().relayed == 1
+    assert FallbackEvent.objects.filter(relayed_at__isnull=True).count() == 1
+    settings.REDIS_MIN_REPLICAS_ACK = 0
+    assert fallback_relay().already_handed_over == 1
+    assert not FallbackEvent.objects.filter(relayed_at__isnull=True).exists()
+    run_worker_burst()
+    [call] = graph.calls()  # two jobs of one event: one reply
+    assert call.body["message"]["text"] == "DM: prices here"
