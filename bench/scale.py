@@ -180,7 +180,8 @@ def replicas_ack(stack: Stack, *, seconds: float) -> dict[str, Any]:
     replica = stack.start(
         "redis-replica",
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        + ["--replicaof", "127.0.0.1", str(stack.redis_port)],
+        # Its copy of the master's data goes to the run's directory, not the checkout.
+        + ["--replicaof", "127.0.0.1", str(stack.redis_port), "--dir", str(stack.workdir)],
     )
 
     def in_sync() -> bool:
