@@ -38,6 +38,10 @@ from bench.run import Stack, cpu_seconds, free_port, latency_summary, wait_until
 LATENCY_MS = 100
 
 
+def drainer_cpu(stack: Stack) -> float:
+    return cpu_seconds(stack.drainer.pid) if stack.drainer is not None else 0.0
+
+
 def web_pids(stack: Stack) -> list[int]:
     """gunicorn's master and its worker processes."""
     assert stack.web is not None
@@ -96,13 +100,14 @@ def drain(
     with stack.workers(workers, latency=LATENCY_MS, extra_env=extra_env) as pids:
         wait_until(lambda: stack.graph_requests(LATENCY_MS) > 0, timeout=60, what="first Graph call")
         before, calls_before = RedisCounters(stack), stack.graph_requests(LATENCY_MS)
-        cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        cpu_before, drainer_before = sum(cpu_seconds(pid) for pid in pids), drainer_cpu(stack)
         try:
             wait_until(lambda: stack.graph_requests(LATENCY_MS) >= count, timeout=window, what="Graph calls")
         except TimeoutError:
             pass
         after, calls = RedisCounters(stack), stack.graph_requests(LATENCY_MS)
         worker_cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+        drainer = drainer_cpu(stack) - drainer_before
     jobs = calls - calls_before
     seconds = after.at - before.at
     return {
@@ -110,6 +115,8 @@ def drain(
         "seconds": round(seconds, 2),
         "jobs_per_s": round(jobs / seconds, 1),
         "worker_cpu_ms_per_job": round(1000 * worker_cpu / max(1, jobs), 3),
+        # The activity log's writer (`drain_activity --forever`, one per deployment), per job.
+        "activity_drainer_cpu_ms_per_job": round(1000 * drainer / max(1, jobs), 3),
         **before.cost(after, jobs=jobs),
     }
 
