@@ -53,7 +53,10 @@ def test_a_freed_slot_goes_to_the_highest_waiting_queue_with_many_jobs_in_flight
     low = get_queue(LOW)
     for i in range(20):
         low.enqueue(jobs.record, f"low{i}", 0.3)
-    worker = start_manage("rqworker", *QUEUE_NAMES, "--burst", env=command_env(CONCURRENCY="10"))
+    # Plain job functions run in the worker's thread pool: as many threads as slots, so the ten in
+    # flight all run at once (with fewer, the last ones would finish together with the first DMs).
+    env = command_env(CONCURRENCY="10", WORKER_SYNC_THREADS="10")
+    worker = start_manage("rqworker", *QUEUE_NAMES, "--burst", env=env)
     try:
         # Ten low jobs are in flight and ten wait; now DMs arrive.
         wait_until(lambda: low.started_job_registry.count == 10)
