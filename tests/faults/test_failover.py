@@ -28,7 +28,7 @@ from automations.models import Automation
 from devtools.fake_graph_api import FakeGraphAPI
 from queueing.dead_letters import dead_letter_list
 from queueing.models import FallbackEvent
-from tests.support.faults import dm_body, report, unfinished_jobs, wait_until_settled
+from tests.support.faults import dm_body, parked_senders, report, unfinished_jobs, wait_until_settled
 from tests.support.sentinel import MASTER_NAME, SentinelCluster
 from tests.support.stack import ManagedProcess, stack_env, start_web, start_worker, wait_for
 from webhooks.signatures import sign_body
@@ -99,6 +99,28 @@ def fallback_seconds(poster: Poster) -> tuple[int, float]:
     return len(numbers), (max(times) - min(times) if times else 0.0)
 
 
+def whereabouts(graph: FakeGraphAPI, expected: set[str]) -> dict[str, Any]:
+    """Where the jobs are, and what became of the events neither answered nor parked (for a failure's report)."""
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+    from queueing.queues import get_queue
+
+    queue = get_queue("high")
+    answered = {call.body["recipient"]["id"] for call in graph.calls()}
+    missing = sorted(expected - answered - parked_senders(), key=lambda sender: int(sender[1:]))
+    rows = FallbackEvent.objects.filter(event_id__in=[f"m.{sender[1:]}" for sender in missing])
+    return {
+        "queued": queue.count,
+        "started": StartedJobRegistry("high", connection=queue.connection).count,
+        "scheduled": ScheduledJobRegistry("high", connection=queue.connection).count,
+        "failed": FailedJobRegistry("high", connection=queue.connection).count,
+        "fallback_waiting": FallbackEvent.objects.filter(relayed_at__isnull=True).count(),
+        "missing_first": missing[:5],
+        "missing_in_fallback": rows.count(),
+        "missing_in_fallback_relayed": rows.filter(relayed_at__isnull=False).count(),
+    }
+
+
 def measurement(*values: Any) -> Any:
     return pytest.param(
         *values,
@@ -160,6 +182,10 @@ def test_master_lost_mid_stream_sentinel_promotes_and_nothing_accepted_is_lost_o
             cluster.restart_as_replica(old, of=new)  # as a supervisor would
         else:
             cluster.thaw(old)  # Sentinel turns it into a replica of the new master
+            cluster.hold_promotion(old)
+        # A node that came back is promotable again only once resynced: with one replica, a second failover
+        # before that (Sentinel judging the busy new master down) would lose what only the new master holds.
+        rejoined = cluster.rejoined(old, timeout=60)
         posted_at_promotion, answered_at_promotion = len(poster.answers), len(graph.calls())
         # Posting and draining go on: through the new master, and with its new replica.
         went_on = wait_for(
@@ -177,6 +203,7 @@ def test_master_lost_mid_stream_sentinel_promotes_and_nothing_accepted_is_lost_o
         remaining = unfinished_jobs()
         parked = dead_letter_list(limit=100_000)
         in_fallback, fallback_span = fallback_seconds(poster)
+        where = whereabouts(graph, expected)
         lost, doubled = report(
             f"failover-{fault}-min-replicas-ack-{min_replicas_ack}",
             sent=len(poster.answers),
@@ -188,6 +215,9 @@ def test_master_lost_mid_stream_sentinel_promotes_and_nothing_accepted_is_lost_o
             promotion_seconds=round(promotion, 2),
             intake_fallback_events=in_fallback,
             intake_fallback_seconds=round(fallback_span, 2),
+            final_master=cluster.master_port(),
+            promotions=cluster.promotions(),
+            **where,
         )
     finally:
         if poster is not None:
@@ -196,6 +226,7 @@ def test_master_lost_mid_stream_sentinel_promotes_and_nothing_accepted_is_lost_o
             process.stop()
         cluster.stop()
         graph.state.latency_s = 0
+    assert rejoined, "the old master did not come back as a replica"
     assert went_on, processes[1].output()[-4000:]
     assert workers_alive, processes[1].output()[-4000:]
     if min_replicas_ack == 0:

@@ -111,7 +111,7 @@ def test_every_client_follows_a_failover_without_a_restart(on_sentinel: Sentinel
         new = on_sentinel.master_port()
         assert new is not None
         on_sentinel.restart_as_replica(old, of=new)  # the next tests want a replica again
-        assert wait_for(lambda: on_sentinel.replica_in_sync(old), timeout=30), "the old master did not rejoin"
+        assert on_sentinel.rejoined(old, timeout=30), "the old master did not rejoin"
         written = redis.Redis(port=new).keys(f"{tag}:*") + redis.Redis(port=new).keys(f"*{tag}:cache:*")
     finally:
         loop.run_until_complete(engine.close())

@@ -65,20 +65,22 @@ class SentinelCluster:
             self.start_sentinel(port, master)
         assert wait_for(self._ready, timeout=20), "the sentinels did not see the master and its replica"
 
-    def start_data_node(self, port: int, *, replica_of: int | None = None) -> None:
+    def start_data_node(self, port: int, *, replica_of: int | None = None, promotable: bool = True) -> None:
         directory = self.directory / f"redis-{port}"
         directory.mkdir(exist_ok=True)
         args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        args += ["--dir", str(directory)]
+        args += ["--dir", str(directory), "--logfile", str(self.directory / f"redis-{port}.log")]
         if replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(replica_of)]
+        if not promotable:
+            args += ["--replica-priority", "0"]
         self.processes[port] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_for(lambda: _answers(port), timeout=10), f"redis-server on {port} did not start"
 
     def start_sentinel(self, port: int, master: int) -> None:
         config = self.directory / f"sentinel-{port}.conf"  # Sentinel rewrites it: a file of its own
         config.write_text(
-            f"port {port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"port {port}\nbind 127.0.0.1\ndir {self.directory}\nlogfile {self.directory / f'sentinel-{port}.log'}\n"
             f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 2\n"
             f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
             f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
@@ -121,6 +123,13 @@ class SentinelCluster:
                 return None
         return named.pop() if len(named) == 1 else None
 
+    def promotions(self) -> int:
+        """Failovers so far: the master's configuration epoch, which each failover raises by one."""
+        try:
+            return int(self.sentinel().sentinel_master(MASTER_NAME)["config-epoch"])
+        except (redis.RedisError, KeyError):
+            return -1
+
     def replica_in_sync(self, port: int) -> bool:
         try:
             info = redis.Redis(port=port, socket_timeout=1).info("replication")
@@ -140,8 +149,21 @@ class SentinelCluster:
         self.processes[port].send_signal(signal.SIGCONT)
 
     def restart_as_replica(self, port: int, *, of: int) -> None:
-        """The killed master comes back (as a supervisor would restart it), as a replica of the new one."""
-        self.start_data_node(port, replica_of=of)
+        """The killed master comes back (as a supervisor would restart it), as a replica of the new one that
+        Sentinel may not promote until it holds the data again (`rejoined`)."""
+        self.start_data_node(port, replica_of=of, promotable=False)
+
+    def hold_promotion(self, port: int) -> None:
+        """Sentinel may not promote this node (`replica-priority 0`) until `rejoined` says it may."""
+        redis.Redis(port=port, socket_timeout=1).config_set("replica-priority", 0)
+
+    def rejoined(self, port: int, *, timeout: float) -> bool:
+        """Once the node has finished its resync, Sentinel may promote it again. Before, a second failover
+        would make a master of a node without the data only the other one holds."""
+        if not wait_for(lambda: self.replica_in_sync(port), timeout=timeout):
+            return False
+        redis.Redis(port=port, socket_timeout=1).config_set("replica-priority", 100)
+        return True
 
     def wait_for_promotion(self, *, old: int, timeout: float) -> float:
         """Seconds until every sentinel names another master than `old`, and it answers as a master."""
