@@ -4,12 +4,8 @@ Real gunicorn, two `rqworker` processes and a private Redis. Each scenario print
 `FAULT <name>: sent=… answered=… parked=… lost=… doubled=…` and what the workers made of the copies.
 """
 
-import os
 import threading
 from pathlib import Path
-
-import pytest
-from django.db import connection
 
 from automations.models import Automation
 from automations.stats import stats_get
@@ -17,18 +13,11 @@ from devtools.fake_graph_api import FakeGraphAPI
 from queueing.dead_letters import dead_letter_list
 from queueing.queues import HIGH, get_queue
 from queueing.services import event_job_data
-from tests.support.faults import dm_body, dm_outcomes, post, report, wait_until_settled
+from tests.support.faults import FAULT_SUITE_MARKS, dm_body, dm_outcomes, post, report, wait_until_settled
 from tests.support.stack import PrivateRedis, stack_env, start_web, start_worker
 from webhooks.events import EventKind, InstagramEvent
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql" and not os.environ.get("FAULTS_ON_EVERY_DATABASE"),
-        reason="the fault suite runs once, on PostgreSQL (FAULTS_ON_EVERY_DATABASE=1 runs it on any database)",
-    ),
-]
+pytestmark = FAULT_SUITE_MARKS
 
 
 def test_the_same_signed_webhook_20_times_at_once_while_two_workers_run_gets_one_reply(

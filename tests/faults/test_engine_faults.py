@@ -5,26 +5,15 @@ answering after 100 ms. Each scenario prints `FAULT <name>: sent=â€¦ answered=â€
 and asserts that every DM was answered once or parked as "delivery uncertain", none lost, none doubled.
 """
 
-import os
 from pathlib import Path
-
-import pytest
-from django.db import connection
 
 from automations.models import Automation
 from devtools.fake_graph_api import FakeGraphAPI
 from queueing.dead_letters import dead_letter_list
-from tests.support.faults import enqueue_dms, report, unfinished_jobs, wait_until_settled
+from tests.support.faults import FAULT_SUITE_MARKS, enqueue_dms, report, unfinished_jobs, wait_until_settled
 from tests.support.stack import PrivateRedis, stack_env, start_worker, wait_for
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql" and not os.environ.get("FAULTS_ON_EVERY_DATABASE"),
-        reason="the fault suite runs once, on PostgreSQL (FAULTS_ON_EVERY_DATABASE=1 runs it on any database)",
-    ),
-]
+pytestmark = FAULT_SUITE_MARKS
 
 
 def engine_env(redis_url: str, **extra: str) -> dict[str, str]:

@@ -22,25 +22,17 @@ from typing import Any
 import pytest
 import requests
 from django.conf import settings as django_settings
-from django.db import connection
 
 from automations.models import Automation
 from devtools.fake_graph_api import FakeGraphAPI
 from queueing.dead_letters import dead_letter_list
 from queueing.models import FallbackEvent
-from tests.support.faults import dm_body, parked_senders, report, unfinished_jobs, wait_until_settled
+from tests.support.faults import FAULT_SUITE_MARKS, dm_body, parked_senders, report, unfinished_jobs, wait_until_settled
 from tests.support.sentinel import MASTER_NAME, SentinelCluster
 from tests.support.stack import ManagedProcess, stack_env, start_web, start_worker, wait_for
 from webhooks.signatures import sign_body
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql" and not os.environ.get("FAULTS_ON_EVERY_DATABASE"),
-        reason="the fault suite runs once, on PostgreSQL (FAULTS_ON_EVERY_DATABASE=1 runs it on any database)",
-    ),
-]
+pytestmark = FAULT_SUITE_MARKS
 
 POSTERS = 4
 # The master is killed once this many DMs were answered; after the promotion, this many more must be

@@ -6,27 +6,16 @@ is answered or parked, nothing is queued, running, scheduled or waiting in the f
 fake Graph API has been quiet for a second (`wait_until_settled`), never after a fixed sleep.
 """
 
-import os
 import threading
 from pathlib import Path
-
-import pytest
-from django.db import connection
 
 from automations.models import Automation
 from devtools.fake_graph_api import FakeGraphAPI
 from queueing.dead_letters import dead_letter_list
-from tests.support.faults import dm_body, post, report, unfinished_jobs, wait_until_settled
+from tests.support.faults import FAULT_SUITE_MARKS, dm_body, post, report, unfinished_jobs, wait_until_settled
 from tests.support.stack import PrivateRedis, stack_env, start_web, start_worker, wait_for
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql" and not os.environ.get("FAULTS_ON_EVERY_DATABASE"),
-        reason="the fault suite runs once, on PostgreSQL (FAULTS_ON_EVERY_DATABASE=1 runs it on any database)",
-    ),
-]
+pytestmark = FAULT_SUITE_MARKS
 
 
 def test_redis_stopped_mid_stream_every_event_answered_once(

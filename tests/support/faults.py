@@ -1,10 +1,13 @@
 """What the fault tests share: signed DM bodies, posting them, and counting outcomes."""
 
+import os
 from collections import Counter
 from typing import Any
 
+import pytest
 import requests
 from django.conf import settings
+from django.db import connection
 
 from devtools.fake_graph_api import FakeGraphAPI
 from queueing.services import events_enqueue
@@ -13,6 +16,16 @@ from tests.support.stack import wait_for
 from webhooks.events import EventKind, InstagramEvent
 from webhooks.samples import encode_payload, sample_event_payload
 from webhooks.signatures import sign_body
+
+# Every fault test: real processes, committed data, and once per CI run (the PostgreSQL pass).
+FAULT_SUITE_MARKS = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql" and not os.environ.get("FAULTS_ON_EVERY_DATABASE"),
+        reason="the fault suite runs once, on PostgreSQL (FAULTS_ON_EVERY_DATABASE=1 runs it on any database)",
+    ),
+]
 
 
 def dm_body(i: int, *, prefix: str = "m") -> bytes:
