@@ -380,6 +380,15 @@ def activity_log_cost(stack: Stack, *, window: float, count: int) -> dict[str, A
     }
 
 
+def report_print(report: dict[str, Any], workdir: Path) -> None:
+    """The run's JSON document on stdout; its processes' logs kept (BENCH_KEEP_LOGS=1) or removed."""
+    if os.environ.get("BENCH_KEEP_LOGS"):
+        report["logs"] = str(workdir)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
@@ -429,11 +438,7 @@ def main() -> None:
         report["seconds_total"] = round(time.time() - started, 1)
     finally:
         stack.stop_all()
-    if os.environ.get("BENCH_KEEP_LOGS"):
-        report["logs"] = str(workdir)
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(report, indent=2))
+    report_print(report, workdir)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ move with it.
 """
 
 import argparse
-import json
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -33,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import run_at_rate, run_burst
-from bench.run import Stack, cpu_seconds, free_port, latency_summary, wait_until
+from bench.run import Stack, cpu_seconds, free_port, latency_summary, report_print, wait_until
 
 LATENCY_MS = 100
 
@@ -274,11 +272,7 @@ def main() -> None:
         report["seconds_total"] = round(time.time() - started, 1)
     finally:
         stack.stop_all()
-    if os.environ.get("BENCH_KEEP_LOGS"):
-        report["logs"] = str(workdir)
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(report, indent=2))
+    report_print(report, workdir)
 
 
 if __name__ == "__main__":
